@@ -1,0 +1,143 @@
+# Patched QEMU with an extended TCG plugin API, plus Rust SDK and plugins.
+#
+#   make demo    build everything and run the demo scenario
+#   make test    install deps, build, and run every test (what CI runs)
+#
+# See README.md for every target.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := qemu
+
+TOP         := $(abspath .)
+BUILD       ?= $(TOP)/build
+QEMU_SRC    ?= $(BUILD)/qemu-src
+QEMU_BUILD  ?= $(BUILD)/qemu-build
+VENV        ?= $(BUILD)/venv
+QEMU_TARBALL ?=
+export QEMU_SRC QEMU_TARBALL
+export DOWNLOAD_DIR := $(BUILD)/downloads
+
+# Debian's firmware packages, searched after QEMU's own data directory.
+FIRMWARE_PATH := /usr/share/seabios:/usr/lib/ipxe/qemu:/usr/share/qemu
+
+CONFIGURE_ARGS := \
+	--python=$(VENV)/bin/python3 \
+	--target-list=x86_64-softmmu,x86_64-linux-user \
+	--enable-plugins --disable-docs --without-default-features \
+	--enable-tcg --enable-fdt=system --enable-capstone \
+	--disable-install-blobs --firmwarepath=$(FIRMWARE_PATH)
+
+QEMU_SYSTEM := $(QEMU_BUILD)/qemu-system-x86_64
+QEMU_USER   := $(QEMU_BUILD)/qemu-x86_64
+PATCHQ      := $(TOP)/ci/patchq.sh
+DEPS_STAMP  := $(BUILD)/.deps-installed
+
+# The Rust side finds the patched QEMU (header, symbols, binaries) via these.
+export QEMU_SYSTEM QEMU_USER QEMU_BUILD
+
+.PHONY: deps qemu-src qemu reset-qemu-src export-patches check-exported \
+	check-patches check-upstream rust check-rust lint-rust test demo clean \
+	distclean FORCE
+
+## Dependencies -------------------------------------------------------------
+
+deps:
+	@mkdir -p $(BUILD)
+	$(TOP)/ci/install-deps.sh $(VENV)
+	@touch $(DEPS_STAMP)
+
+$(DEPS_STAMP): ci/install-deps.sh
+	@$(MAKE) --no-print-directory deps
+
+## QEMU source and patch queue ----------------------------------------------
+
+qemu-src: $(DEPS_STAMP)
+	@$(PATCHQ) prepare
+	@$(PATCHQ) apply
+
+reset-qemu-src:
+	@$(PATCHQ) reset
+
+export-patches:
+	@$(PATCHQ) export
+
+check-exported:
+	@$(PATCHQ) check-exported
+
+check-patches: qemu-src
+	@$(PATCHQ) check-patches
+
+## QEMU build ---------------------------------------------------------------
+
+# Rewritten only when the arguments change, so that configure reruns then.
+# ccache is looked for here, after deps may have installed it.
+$(BUILD)/configure-args: $(DEPS_STAMP) FORCE
+	@args="$(CONFIGURE_ARGS)$$(command -v ccache >/dev/null && echo " --cc='ccache cc'")"; \
+	echo "$$args" | cmp -s - $@ || echo "$$args" > $@
+
+$(QEMU_BUILD)/config-host.mak: $(DEPS_STAMP) $(BUILD)/configure-args | qemu-src
+	@mkdir -p $(QEMU_BUILD)
+	cd $(QEMU_BUILD) && eval "$(QEMU_SRC)/configure $$(cat $(BUILD)/configure-args)"
+
+qemu: qemu-src $(QEMU_BUILD)/config-host.mak
+	ninja -C $(QEMU_BUILD) qemu-system-x86_64 qemu-x86_64
+	@# Run from the build tree, QEMU looks for firmware under qemu-bundle/.
+	@for d in $(subst :, ,$(FIRMWARE_PATH)); do \
+	    mkdir -p $(QEMU_BUILD)/qemu-bundle$$(dirname $$d); \
+	    ln -sfn $$d $(QEMU_BUILD)/qemu-bundle$$d; \
+	done
+
+## Tests --------------------------------------------------------------------
+
+# QEMU's own TCG tests (x86_64 linux-user and softmmu, with test plugins).
+# The test plugins are built explicitly: check-tcg only gets them via "all".
+# GITLAB_CI=1 skips what upstream's CI skips as flaky (only vma-pthread).
+check-upstream: qemu
+	ninja -C $(QEMU_BUILD) test-plugins
+	$(MAKE) -C $(QEMU_BUILD) check-tcg GITLAB_CI=1
+
+## Rust workspace ------------------------------------------------------------
+
+# Bindings are generated from the patched header, so the source comes first.
+rust: qemu
+	cargo build --workspace --release
+
+check-rust: qemu
+	cargo test --workspace
+
+lint-rust: qemu
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## Demo and the whole test suite -----------------------------------------------
+
+GUEST_BUILD := $(BUILD)/guests
+TEST_PLUGINS := $(QEMU_BUILD)/tests/tcg/plugins
+
+$(GUEST_BUILD)/user-hello: rust-plugins/guests/user/hello.c
+	@mkdir -p $(@D)
+	cc -static -O1 -Wall -o $@ $<
+
+demo: qemu $(GUEST_BUILD)/user-hello
+	ninja -C $(QEMU_BUILD) test-plugins
+	@echo "== the guest on the patched qemu-x86_64, no plugin"
+	$(QEMU_USER) $(GUEST_BUILD)/user-hello
+	@echo "== the same guest with upstream's insn and syscall test plugins"
+	$(QEMU_USER) -d plugin -plugin $(TEST_PLUGINS)/libinsn.so \
+	    -plugin $(TEST_PLUGINS)/libsyscall.so $(GUEST_BUILD)/user-hello
+
+# Installs what it needs, builds, runs every check; what CI runs.
+test:
+	@$(TOP)/ci/run-tests.sh
+
+## Housekeeping -------------------------------------------------------------
+
+clean:
+	rm -rf $(QEMU_BUILD) $(GUEST_BUILD)
+	cargo clean
+
+distclean:
+	rm -rf $(BUILD)
+
+FORCE:

@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# Patch queue for the QEMU source tree: prepare the working repository,
+# apply patches/ to it, export its commits back, and check the series.
+#
+# Usage: ci/patchq.sh COMMAND
+#   prepare         create the working repo (base commit, local fix-ups)
+#   apply           apply patches/series on top of the local base
+#   export          write the working repo's commits into patches/
+#   check-exported  fail if the working repo has work not in patches/
+#   check-patches   apply every patch to a clean base, run checkpatch.pl
+#
+# The working repository (QEMU_SRC) has this history:
+#   tag qemu-base     pristine upstream v10.2.2 (the submodule's commit, or
+#                     the unpacked source tarball)
+#   tag series-base   qemu-base plus local build fix-ups (+ds tarball only);
+#                     never exported
+#   series-base..HEAD the series: backports first, then upstream-bound
+#
+# A commit whose message has a "Backported-from:" trailer is a backport and
+# is exported to patches/backports/; every other commit is upstream-bound and
+# goes to patches/upstream/.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+: "${QEMU_SRC:=$top/build/qemu-src}"
+: "${DOWNLOAD_DIR:=$top/build/downloads}"
+: "${QEMU_TARBALL:=}"
+PATCHES=$top/patches
+SERIES=$PATCHES/series
+FIXUPS=$top/ci/ds-tarball-fixups.patch
+QEMU_VERSION=10.2.2
+QEMU_BASE_COMMIT=f8ed81651e61d9c2166df6121ce2af0f44f06b3e
+DEB_VERSION=1:10.2.2+ds-1
+DEB_TARBALL=qemu_10.2.2+ds.orig.tar.xz
+DEB_SHA256=be05230fe47a6937cd29f28f562932c8125f9c93c2a82c625198f7a4aa601dfb
+STATE=.git/patchq-applied
+
+die() { echo "patchq: error: $*" >&2; exit 1; }
+say() { echo "patchq: $*"; }
+git_src() { git -C "$QEMU_SRC" "$@"; }
+
+# Commit with a fixed identity unless the user configured one.
+ensure_identity() {
+    if [ -z "$(git_src config user.email || true)" ]; then
+        git_src config user.name "QEMU patch queue"
+        git_src config user.email "patchq@localhost"
+    fi
+}
+
+series_files() {
+    [ -f "$SERIES" ] || return 0
+    sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$SERIES" | grep -v '^$' || true
+}
+
+# A fingerprint of the series file and every patch it lists.
+series_id() {
+    {
+        [ -f "$SERIES" ] && cat "$SERIES"
+        series_files | while read -r p; do
+            [ -f "$PATCHES/$p" ] || die "patches/series lists $p, which does not exist"
+            cat "$PATCHES/$p"
+        done
+    } | sha256sum | cut -d' ' -f1
+}
+
+# --- prepare -----------------------------------------------------------------
+
+fetch_debian_tarball() {
+    local out=$DOWNLOAD_DIR/$DEB_TARBALL
+    if [ -f "$out" ] && echo "$DEB_SHA256  $out" | sha256sum -c --status; then
+        echo "$out"
+        return
+    fi
+    command -v apt-get >/dev/null || die "apt-get not found: cannot fetch Debian's qemu $DEB_VERSION source; pass QEMU_TARBALL=/path/to/$DEB_TARBALL"
+    local uri
+    uri=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null |
+          tr ' ' '\n' | grep -E '/debian/?$' | head -n1 || true)
+    if [ -z "$uri" ]; then
+        uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/) { print $i; exit } }' \
+              /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | grep -E '/debian/?$' | head -n1 || true)
+    fi
+    [ -n "$uri" ] || die "no Debian archive found in the apt sources; pass QEMU_TARBALL=/path/to/$DEB_TARBALL"
+    # A private apt state: the system's sources and lists stay untouched.
+    local apt=$DOWNLOAD_DIR/apt
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri sid main" >"$apt/sources.list"
+    local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/none"
+                -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "APT::Sandbox::User=$(id -un)")
+    say "fetching Debian source package qemu $DEB_VERSION (sid deb-src from the machine's apt sources)"
+    apt-get "${opts[@]}" -qq update || die "apt-get update for the sid deb-src entry failed"
+    (cd "$DOWNLOAD_DIR" && apt-get "${opts[@]}" -qq source --download-only --tar-only "qemu=$DEB_VERSION") ||
+        die "apt-get source qemu=$DEB_VERSION failed; pass QEMU_TARBALL=/path/to/$DEB_TARBALL"
+    [ -f "$out" ] || die "apt-get source did not produce $DEB_TARBALL"
+    echo "$DEB_SHA256  $out" | sha256sum -c --status ||
+        die "checksum mismatch for $out: expected sha256 $DEB_SHA256, got $(sha256sum "$out" | cut -d' ' -f1)"
+    echo "$out"
+}
+
+prepare_from_tarball() {
+    local tarball=$1
+    [ -f "$tarball" ] || die "QEMU tarball $tarball does not exist"
+    local tmp=$QEMU_SRC.tmp
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    say "unpacking $tarball"
+    tar -xf "$tarball" -C "$tmp" --strip-components=1 || die "cannot unpack $tarball"
+    local version
+    version=$(cat "$tmp/VERSION" 2>/dev/null || true)
+    [ "$version" = "$QEMU_VERSION" ] || die "$tarball holds QEMU '$version', expected $QEMU_VERSION"
+    git -C "$tmp" init -q -b work
+    QEMU_SRC=$tmp ensure_identity
+    git -C "$tmp" add -A -f
+    GIT_AUTHOR_DATE="2000-01-01T00:00:00+0000" GIT_COMMITTER_DATE="2000-01-01T00:00:00+0000" \
+        git -C "$tmp" commit -q -m "QEMU v$QEMU_VERSION (pristine, from $(basename "$tarball"))"
+    git -C "$tmp" tag qemu-base
+    mv "$tmp" "$QEMU_SRC"
+}
+
+prepare_from_submodule() {
+    local sub=$top/qemu
+    git -C "$sub" cat-file -e "$QEMU_BASE_COMMIT^{commit}" 2>/dev/null ||
+        die "submodule qemu/ does not contain commit $QEMU_BASE_COMMIT"
+    say "cloning the qemu submodule at $QEMU_BASE_COMMIT"
+    git clone -q --no-checkout "$sub" "$QEMU_SRC"
+    git_src checkout -q -b work "$QEMU_BASE_COMMIT"
+    git_src tag qemu-base
+    ensure_identity
+}
+
+cmd_prepare() {
+    if [ -d "$QEMU_SRC/.git" ]; then
+        git_src rev-parse -q --verify series-base >/dev/null ||
+            die "$QEMU_SRC exists but was not prepared by this script; remove it and run make again"
+        return 0
+    fi
+    mkdir -p "$(dirname "$QEMU_SRC")" "$DOWNLOAD_DIR"
+    if [ -n "$QEMU_TARBALL" ]; then
+        prepare_from_tarball "$QEMU_TARBALL"
+    elif git -C "$top/qemu" rev-parse -q --verify HEAD >/dev/null 2>&1 &&
+         [ "$(git -C "$top/qemu" rev-parse --show-toplevel)" = "$top/qemu" ]; then
+        prepare_from_submodule
+    else
+        prepare_from_tarball "$(fetch_debian_tarball | tail -n1)"
+    fi
+    # The +ds tarball lacks the firmware blobs the build would unpack.
+    if [ ! -e "$QEMU_SRC/pc-bios/edk2-x86_64-code.fd.bz2" ]; then
+        say "source lacks firmware blobs: applying local build fix-ups (not part of patches/)"
+        git_src apply "$FIXUPS" || die "cannot apply $FIXUPS"
+        git_src commit -q -a -m "local: build fix-ups for the blob-free +ds source tarball" \
+            -m "Not part of the patch series; see ci/ds-tarball-fixups.patch."
+    fi
+    git_src tag series-base
+    say "prepared $QEMU_SRC (base $(git_src rev-parse --short qemu-base))"
+}
+
+# --- apply -------------------------------------------------------------------
+
+am_series() {
+    local repo=$1 p
+    while read -r p; do
+        if ! git -C "$repo" am -q --keep-cr "$PATCHES/$p" >/dev/null 2>&1; then
+            git -C "$repo" am --abort >/dev/null 2>&1 || true
+            die "patch $p does not apply (git am failed)"
+        fi
+    done < <(series_files)
+}
+
+record_applied() {
+    printf '%s %s\n' "$(series_id)" "$(git_src rev-parse HEAD)" >"$QEMU_SRC/$STATE"
+}
+
+cmd_apply() {
+    [ -d "$QEMU_SRC/.git" ] || die "$QEMU_SRC is not prepared; run 'make qemu-src'"
+    local want have_id="" have_head="" head
+    want=$(series_id)
+    [ -f "$QEMU_SRC/$STATE" ] && read -r have_id have_head <"$QEMU_SRC/$STATE"
+    # patches/ unchanged since the last apply or export: the working repo,
+    # with whatever a developer committed or edited there, is what we build.
+    [ "$have_id" = "$want" ] && return 0
+    if exported_matches; then
+        record_applied
+        return 0
+    fi
+    head=$(git_src rev-parse HEAD)
+    if [ -n "$(git_src status --porcelain)" ] ||
+       [ "$head" != "${have_head:-$(git_src rev-parse series-base)}" ]; then
+        die "patches/ changed, but $QEMU_SRC has work that is not in patches/.
+  Export it first ('make export-patches'), or discard it ('make reset-qemu-src')."
+    fi
+    ensure_identity
+    git_src reset -q --hard series-base
+    say "applying $(series_files | wc -l) patch(es) from patches/series"
+    am_series "$QEMU_SRC"
+    record_applied
+}
+
+cmd_reset() {
+    [ -d "$QEMU_SRC/.git" ] || die "$QEMU_SRC is not prepared"
+    git_src am --abort >/dev/null 2>&1 || true
+    git_src reset -q --hard series-base
+    git_src clean -q -fdx
+    rm -f "$QEMU_SRC/$STATE"
+    cmd_apply
+}
+
+# --- export ------------------------------------------------------------------
+
+# Write the working repo's series into directory $1: the series file and
+# the backports/ and upstream/ patch directories.
+export_to() {
+    local out=$1 c seen_upstream=0
+    local -a backports=() upstream=()
+    mkdir -p "$out/backports" "$out/upstream"
+    for c in $(git_src rev-list --reverse series-base..HEAD); do
+        if git_src log -1 --format=%B "$c" | grep -q '^Backported-from:'; then
+            [ "$seen_upstream" = 0 ] ||
+                die "backport $(git_src log -1 --format='%h %s' "$c") comes after an upstream-bound commit; reorder (backports first)"
+            backports+=("$c")
+        else
+            seen_upstream=1
+            upstream+=("$c")
+        fi
+    done
+    format_group "$out" backports "${backports[@]}"
+    format_group "$out" upstream "${upstream[@]}"
+    {
+        echo "# QEMU patch series on v$QEMU_VERSION ($QEMU_BASE_COMMIT)."
+        echo "# Generated by 'make export-patches'; 'make' applies it in this order."
+        echo
+        echo "# Backports of upstream QEMU 11.x plugin APIs (not for submission)."
+        (cd "$out" && find backports -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
+        echo
+        echo "# Upstream-bound patches: patches/upstream/ is the submission set."
+        (cd "$out" && find upstream -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
+    } >"$out/series"
+}
+
+# format_group OUT KIND COMMIT...: format-patch a contiguous run of commits.
+format_group() {
+    local out=$1 kind=$2
+    shift 2
+    [ $# -gt 0 ] || return 0
+    git_src format-patch -q --zero-commit --no-signature -N --stat=80 \
+        -o "$out/$kind" "$1^..${!#}"
+}
+
+cmd_export() {
+    [ -d "$QEMU_SRC/.git" ] || die "$QEMU_SRC is not prepared"
+    [ -z "$(git_src status --porcelain --untracked-files=no)" ] ||
+        die "$QEMU_SRC has uncommitted changes; commit them first"
+    local tmp
+    tmp=$(mktemp -d)
+    # shellcheck disable=SC2064
+    trap "rm -rf '$tmp'" EXIT
+    export_to "$tmp"
+    local kind
+    for kind in backports upstream; do
+        # Regenerate the patches; a hand-written 0000 cover letter stays.
+        mkdir -p "$PATCHES/$kind"
+        find "$PATCHES/$kind" -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' -delete
+        find "$tmp/$kind" -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' -exec cp {} "$PATCHES/$kind/" \;
+    done
+    cp "$tmp/series" "$SERIES"
+    record_applied
+    say "exported $(series_files | wc -l) patch(es) to patches/"
+}
+
+# True when patches/ equals what export would write from the working repo
+# (hand-written cover letters and READMEs aside).
+exported_matches() {
+    [ -z "$(git_src status --porcelain)" ] || return 1
+    local tmp rc=0
+    tmp=$(mktemp -d)
+    if ! (export_to "$tmp") ||
+       ! diff -r -q -x '0000-*' -x README.md "$tmp" "$PATCHES" >/dev/null 2>&1; then
+        rc=1
+    fi
+    rm -rf "$tmp"
+    return $rc
+}
+
+cmd_check_exported() {
+    [ -d "$QEMU_SRC/.git" ] || { say "no working repo at $QEMU_SRC: nothing to check"; return 0; }
+    local dirty
+    dirty=$(git_src status --porcelain)
+    if [ -n "$dirty" ]; then
+        echo "patchq: $QEMU_SRC has uncommitted changes not in patches/:" >&2
+        echo "$dirty" | head -n 20 >&2
+        exit 1
+    fi
+    if ! exported_matches; then
+        echo "patchq: the commits in $QEMU_SRC (series-base..HEAD) differ from patches/:" >&2
+        git_src log --oneline series-base..HEAD | head -n 30 >&2
+        echo "patchq: run 'make export-patches' and commit patches/" >&2
+        exit 1
+    fi
+    say "patches/ matches $QEMU_SRC ($(git_src rev-list --count series-base..HEAD) commit(s))"
+}
+
+# --- check-patches -----------------------------------------------------------
+
+cmd_check_patches() {
+    [ -d "$QEMU_SRC/.git" ] || die "$QEMU_SRC is not prepared; run 'make qemu-src'"
+    local tmp wt
+    tmp=$(mktemp -d)
+    wt=$tmp/check
+    git_src worktree add -q --detach "$wt" series-base
+    # shellcheck disable=SC2064 # expand now: the locals are gone at exit
+    trap "git -C '$QEMU_SRC' worktree remove --force '$wt' >/dev/null 2>&1; rm -rf '$tmp'" EXIT
+    QEMU_SRC=$wt ensure_identity
+    local p errors=0 warnings=0 n=0 out
+    while read -r p; do
+        n=$((n + 1))
+        if ! git -C "$wt" am -q --keep-cr "$PATCHES/$p" >/dev/null 2>&1; then
+            git -C "$wt" am --abort >/dev/null 2>&1 || true
+            die "patch $p does not apply on top of the preceding ones"
+        fi
+        out=$(cd "$wt" && ./scripts/checkpatch.pl --no-color "$PATCHES/$p" 2>&1) && rc=0 || rc=$?
+        local e w
+        e=$(grep -c '^ERROR:' <<<"$out" || true)
+        w=$(grep -c '^WARNING:' <<<"$out" || true)
+        errors=$((errors + e))
+        warnings=$((warnings + w))
+        if [ "$rc" != 0 ] || [ "$e" != 0 ]; then
+            echo "FAIL $p: $e error(s), $w warning(s)"
+            # shellcheck disable=SC2001 # indent every line
+            sed 's/^/    /' <<<"$out"
+            [ "$e" != 0 ] || errors=$((errors + 1))
+        elif [ "$w" != 0 ]; then
+            echo "WARN $p: $w warning(s)"
+            echo "$out" | grep -A3 '^WARNING:' | sed 's/^/    /'
+        else
+            echo "ok   $p"
+        fi
+    done < <(series_files)
+    echo "check-patches: $n patch(es) applied in order; checkpatch: $errors error(s), $warnings warning(s)"
+    [ "$errors" = 0 ]
+}
+
+case "${1:-}" in
+    prepare) cmd_prepare ;;
+    apply) cmd_apply ;;
+    reset) cmd_reset ;;
+    export) cmd_export ;;
+    check-exported) cmd_check_exported ;;
+    check-patches) cmd_check_patches ;;
+    *) sed -n '2,12s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+esac
