@@ -37,7 +37,8 @@ DEPS_STAMP  := $(BUILD)/.deps-installed
 export QEMU_SYSTEM QEMU_USER QEMU_BUILD
 
 .PHONY: deps qemu-src qemu reset-qemu-src export-patches check-exported \
-	check-patches check-upstream rust check-rust lint-rust test demo clean \
+	check-patches check-patches-build check-upstream rust check-rust \
+	lint-rust test demo bench clean \
 	distclean FORCE
 
 ## Dependencies -------------------------------------------------------------
@@ -67,6 +68,11 @@ check-exported:
 
 check-patches: qemu-src
 	@$(PATCHQ) check-patches
+
+# Every patch must build on its own: build after each one.
+check-patches-build: qemu-src $(BUILD)/configure-args
+	@CONFIGURE_ARGS_FILE=$(BUILD)/configure-args \
+	 PATCH_BUILD_DIR=$(BUILD)/patch-check $(PATCHQ) check-builds
 
 ## QEMU build ---------------------------------------------------------------
 
@@ -126,6 +132,19 @@ demo: qemu $(GUEST_BUILD)/user-hello
 	@echo "== the same guest with upstream's insn and syscall test plugins"
 	$(QEMU_USER) -d plugin -plugin $(TEST_PLUGINS)/libinsn.so \
 	    -plugin $(TEST_PLUGINS)/libsyscall.so $(GUEST_BUILD)/user-hello
+
+## Benchmarks (never run as tests) --------------------------------------------
+
+BENCH_BUILD := $(BUILD)/bench
+
+$(BENCH_BUILD)/libevent_fire.so: ci/bench/event_fire.c qemu-src
+	@mkdir -p $(@D)
+	cc -O2 -shared -fPIC -Wall -I$(QEMU_SRC)/include/qemu \
+	    $$(pkg-config --cflags glib-2.0) -o $@ $<
+
+bench: qemu $(BENCH_BUILD)/libevent_fire.so
+	@echo "== named events: cost of qemu_plugin_fire_event() per call"
+	@$(QEMU_USER) -plugin $(BENCH_BUILD)/libevent_fire.so /bin/true
 
 # Installs what it needs, builds, runs every check; what CI runs.
 test:

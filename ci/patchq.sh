@@ -8,6 +8,7 @@
 #   export          write the working repo's commits into patches/
 #   check-exported  fail if the working repo has work not in patches/
 #   check-patches   apply every patch to a clean base, run checkpatch.pl
+#   check-builds    build QEMU after each patch of the series
 #
 # The working repository (QEMU_SRC) has this history:
 #   tag qemu-base     pristine upstream v10.2.2 (the submodule's commit, or
@@ -65,10 +66,11 @@ series_id() {
 
 # --- prepare -----------------------------------------------------------------
 
+# Sets TARBALL to Debian's verified orig tarball, downloading it if needed.
 fetch_debian_tarball() {
     local out=$DOWNLOAD_DIR/$DEB_TARBALL
+    TARBALL=$out
     if [ -f "$out" ] && echo "$DEB_SHA256  $out" | sha256sum -c --status; then
-        echo "$out"
         return
     fi
     command -v apt-get >/dev/null || die "apt-get not found: cannot fetch Debian's qemu $DEB_VERSION source; pass QEMU_TARBALL=/path/to/$DEB_TARBALL"
@@ -93,7 +95,6 @@ fetch_debian_tarball() {
     [ -f "$out" ] || die "apt-get source did not produce $DEB_TARBALL"
     echo "$DEB_SHA256  $out" | sha256sum -c --status ||
         die "checksum mismatch for $out: expected sha256 $DEB_SHA256, got $(sha256sum "$out" | cut -d' ' -f1)"
-    echo "$out"
 }
 
 prepare_from_tarball() {
@@ -134,12 +135,17 @@ cmd_prepare() {
     fi
     mkdir -p "$(dirname "$QEMU_SRC")" "$DOWNLOAD_DIR"
     if [ -n "$QEMU_TARBALL" ]; then
+        if [ "$(basename "$QEMU_TARBALL")" = "$DEB_TARBALL" ] && [ -f "$QEMU_TARBALL" ]; then
+            echo "$DEB_SHA256  $QEMU_TARBALL" | sha256sum -c --status ||
+                die "checksum mismatch for $QEMU_TARBALL: expected sha256 $DEB_SHA256"
+        fi
         prepare_from_tarball "$QEMU_TARBALL"
     elif git -C "$top/qemu" rev-parse -q --verify HEAD >/dev/null 2>&1 &&
          [ "$(git -C "$top/qemu" rev-parse --show-toplevel)" = "$top/qemu" ]; then
         prepare_from_submodule
     else
-        prepare_from_tarball "$(fetch_debian_tarball | tail -n1)"
+        fetch_debian_tarball
+        prepare_from_tarball "$TARBALL"
     fi
     # The +ds tarball lacks the firmware blobs the build would unpack.
     if [ ! -e "$QEMU_SRC/pc-bios/edk2-x86_64-code.fd.bz2" ]; then
@@ -336,6 +342,37 @@ cmd_check_patches() {
     [ "$errors" = 0 ]
 }
 
+# --- check-builds ------------------------------------------------------------
+
+# Build QEMU and the test plugins after each patch, in a worktree at a fixed
+# path (so that ccache hits across runs). CONFIGURE_ARGS_FILE holds the
+# configure arguments, shell-quoted.
+cmd_check_builds() {
+    [ -d "$QEMU_SRC/.git" ] || die "$QEMU_SRC is not prepared; run 'make qemu-src'"
+    : "${CONFIGURE_ARGS_FILE:?}" "${PATCH_BUILD_DIR:?}"
+    local wt=$PATCH_BUILD_DIR/src bld=$PATCH_BUILD_DIR/build p n=0
+    git_src worktree remove --force "$wt" >/dev/null 2>&1 || rm -rf "$wt"
+    git_src worktree prune
+    git_src worktree add -q --detach "$wt" series-base
+    QEMU_SRC=$wt ensure_identity
+    rm -rf "$bld" && mkdir -p "$bld"
+    (cd "$bld" && eval "$wt/configure $(cat "$CONFIGURE_ARGS_FILE")" >configure.log 2>&1) ||
+        die "configure failed on series-base; see $bld/configure.log"
+    while read -r p; do
+        n=$((n + 1))
+        git -C "$wt" am -q --keep-cr "$PATCHES/$p" >/dev/null 2>&1 ||
+            die "patch $p does not apply on top of the preceding ones"
+        if ninja -C "$bld" qemu-system-x86_64 qemu-x86_64 test-plugins >"$bld/ninja.log" 2>&1; then
+            echo "ok   $p builds"
+        else
+            tail -n 30 "$bld/ninja.log" | sed 's/^/    /'
+            die "the tree does not build after $p"
+        fi
+    done < <(series_files)
+    git_src worktree remove --force "$wt"
+    echo "check-builds: QEMU and the test plugins build after each of $n patch(es)"
+}
+
 case "${1:-}" in
     prepare) cmd_prepare ;;
     apply) cmd_apply ;;
@@ -343,5 +380,6 @@ case "${1:-}" in
     export) cmd_export ;;
     check-exported) cmd_check_exported ;;
     check-patches) cmd_check_patches ;;
+    check-builds) cmd_check_builds ;;
     *) sed -n '2,12s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac

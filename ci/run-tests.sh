@@ -43,6 +43,7 @@ stage deps "${make[@]}" deps || summary
 stage build "${make[@]}" qemu rust || summary
 
 stage check-patches "${make[@]}" check-patches
+stage check-patches-build "${make[@]}" check-patches-build
 stage check-upstream "${make[@]}" check-upstream
 stage check-rust "${make[@]}" check-rust
 stage lint-rust "${make[@]}" lint-rust

@@ -75,3 +75,12 @@ fn api_version_stays_at_five() {
     // Version 6 is upstream 11.0's incompatible API; the series must not claim it.
     assert_eq!(qemu_xplugin_sys::API_VERSION, 5);
 }
+
+#[test]
+fn inter_plugin_features_are_advertised() {
+    use qemu_xplugin_sys as sys;
+    assert_eq!(sys::QEMU_PLUGIN_HAS_PLUGIN_NAMES, 1);
+    assert_eq!(sys::QEMU_PLUGIN_HAS_IMPORT_FUNCTION, 1);
+    assert_eq!(sys::QEMU_PLUGIN_HAS_REQUIRES, 1);
+    assert_eq!(sys::QEMU_PLUGIN_HAS_EVENTS, 1);
+}
