@@ -137,7 +137,7 @@ demo: qemu $(GUEST_BUILD)/user-hello
 
 BENCH_BUILD := $(BUILD)/bench
 
-$(BENCH_BUILD)/libevent_fire.so: ci/bench/event_fire.c qemu-src
+$(BENCH_BUILD)/libevent_fire.so: ci/bench/event_fire.c $(QEMU_SRC)/include/qemu/qemu-plugin.h | qemu-src
 	@mkdir -p $(@D)
 	cc -O2 -shared -fPIC -Wall -I$(QEMU_SRC)/include/qemu \
 	    $$(pkg-config --cflags glib-2.0) -o $@ $<
