@@ -381,5 +381,5 @@ case "${1:-}" in
     check-exported) cmd_check_exported ;;
     check-patches) cmd_check_patches ;;
     check-builds) cmd_check_builds ;;
-    *) sed -n '2,12s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,11s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac
