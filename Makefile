@@ -109,7 +109,9 @@ check-upstream: qemu
 rust: qemu
 	cargo build --workspace --release
 
+# The integration tests load the plugins from target/debug: build them first.
 check-rust: qemu
+	cargo build --workspace
 	cargo test --workspace
 
 lint-rust: qemu

@@ -24,6 +24,11 @@ fn main() {
         .header(header.to_string_lossy())
         .clang_args(glib_cflags())
         .allowlist_function("qemu_plugin_.*")
+        // The glib calls needed to create and free what the API passes in
+        // and out (GByteArray buffers, GArray register lists, strings).
+        .allowlist_function(
+            "g_byte_array_new|g_byte_array_append|g_byte_array_free|g_array_free|g_free",
+        )
         .allowlist_type("qemu_plugin_.*|qemu_info_t")
         .allowlist_var("QEMU_PLUGIN_.*")
         // Defined by each plugin, not by QEMU: the SDK's macro provides them.

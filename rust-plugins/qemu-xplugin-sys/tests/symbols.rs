@@ -84,3 +84,11 @@ fn inter_plugin_features_are_advertised() {
     assert_eq!(sys::QEMU_PLUGIN_HAS_REQUIRES, 1);
     assert_eq!(sys::QEMU_PLUGIN_HAS_EVENTS, 1);
 }
+
+#[test]
+fn backported_features_are_advertised() {
+    use qemu_xplugin_sys as sys;
+    assert_eq!(sys::QEMU_PLUGIN_HAS_SET_PC, 1);
+    assert_eq!(sys::QEMU_PLUGIN_HAS_SYSCALL_FILTER, 1);
+    assert_eq!(sys::qemu_plugin_cb_flags::QEMU_PLUGIN_CB_RW_REGS_PC.0, 3);
+}

@@ -1,0 +1,37 @@
+/*
+ * User-mode guest for the plugin tests: a function a hook skips, one whose
+ * argument an injector rewrites, a buffer an injector overwrites, and a
+ * syscall that prints the result. Every line it prints is checked.
+ */
+#include <stdio.h>
+
+int body_ran;
+char message[32] = "hello";
+
+__attribute__((noipa)) int is_licensed(void)
+{
+    body_ran++;
+    return 0;
+}
+
+__attribute__((noipa)) int compute(int x)
+{
+    return x * 2;
+}
+
+__attribute__((noipa)) void show(void)
+{
+    printf("message: %s\n", message);
+}
+
+int main(void)
+{
+    int licensed = is_licensed();
+
+    printf("is_licensed() = %d, its body ran %d times\n", licensed, body_ran);
+    for (int i = 1; i <= 3; i++) {
+        printf("call %d: compute(5) = %d\n", i, compute(5));
+    }
+    show();
+    return 0;
+}

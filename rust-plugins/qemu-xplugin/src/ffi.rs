@@ -1,0 +1,137 @@
+//! The boundary with C: panics stop here, strings and buffers cross here.
+
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process;
+
+use qemu_xplugin_sys as sys;
+
+/// Writes `text` to QEMU's log (`-d plugin`, `-D file`).
+pub fn outs(text: &str) {
+    // Interior NUL bytes cannot cross into C; show them instead of truncating.
+    let text = CString::new(text.replace('\0', "\\0")).expect("NUL bytes were replaced");
+    // SAFETY: `text` is a valid NUL-terminated string that outlives the call;
+    // QEMU copies it.
+    unsafe { sys::qemu_plugin_outs(text.as_ptr()) }
+}
+
+/// Runs a plugin callback; a panic is reported and ends QEMU with status 1,
+/// since unwinding into QEMU's C frames is undefined behaviour and a plugin
+/// whose state a panic left half-updated cannot go on.
+pub(crate) fn guard<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        Err(payload) => {
+            let reason = panic_message(payload.as_ref());
+            let msg = format!(
+                "{}: panic in {what} callback: {reason}; stopping QEMU\n",
+                crate::plugin_name()
+            );
+            outs(&msg);
+            eprint!("{msg}");
+            process::exit(1)
+        }
+    }
+}
+
+/// Like [`guard`] for code that can report failure to QEMU instead: a panic
+/// becomes an error.
+pub(crate) fn catch<R>(f: impl FnOnce() -> Result<R, crate::Error>) -> Result<R, crate::Error> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(crate::Error::new(format!(
+            "panic: {}",
+            panic_message(payload.as_ref())
+        )))
+    })
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_owned()
+    }
+}
+
+/// A C string for a call into QEMU; an interior NUL byte is an error that
+/// names what the string was for.
+pub(crate) fn c_string(what: &str, value: &str) -> Result<CString, crate::Error> {
+    CString::new(value)
+        .map_err(|_| crate::Error::new(format!("{what} '{value}' contains a NUL byte")))
+}
+
+/// Copies a C string owned by QEMU.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string valid for the call.
+pub(crate) unsafe fn copy_c_str(ptr: *const c_char) -> Option<String> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: the caller guarantees a valid NUL-terminated string.
+    Some(
+        unsafe { CStr::from_ptr(ptr) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+/// Takes a string that QEMU allocated with glib (an error message, a
+/// disassembly), freeing it.
+///
+/// # Safety
+/// `ptr` is NULL or a string allocated by glib that nothing else frees.
+pub(crate) unsafe fn take_g_string(ptr: *mut c_char) -> Option<String> {
+    // SAFETY: forwarded from the caller.
+    let text = unsafe { copy_c_str(ptr) };
+    // SAFETY: the caller passes ownership of the glib allocation (or NULL,
+    // which g_free accepts).
+    unsafe { sys::g_free(ptr.cast()) };
+    text
+}
+
+/// A glib byte array, owned here and freed on drop.
+pub(crate) struct ByteArray(*mut sys::GByteArray);
+
+impl ByteArray {
+    pub(crate) fn new() -> Self {
+        // SAFETY: g_byte_array_new has no preconditions; it aborts rather than
+        // return NULL.
+        Self(unsafe { sys::g_byte_array_new() })
+    }
+
+    pub(crate) fn from_slice(bytes: &[u8]) -> Self {
+        let array = Self::new();
+        let len = u32::try_from(bytes.len()).expect("buffers of 4 GiB or more are not supported");
+        // SAFETY: the array is valid; glib copies `len` bytes from `bytes`.
+        unsafe { sys::g_byte_array_append(array.0, bytes.as_ptr(), len) };
+        array
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut sys::GByteArray {
+        self.0
+    }
+
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        // SAFETY: the array is valid; data points to len initialised bytes
+        // (or is NULL with len 0).
+        unsafe {
+            let array = &*self.0;
+            if array.data.is_null() || array.len == 0 {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(array.data, array.len as usize).to_vec()
+            }
+        }
+    }
+}
+
+impl Drop for ByteArray {
+    fn drop(&mut self) {
+        // SAFETY: the array was created by g_byte_array_new and is freed once,
+        // with its data.
+        unsafe { sys::g_byte_array_free(self.0, true as sys::gboolean) };
+    }
+}

@@ -1,0 +1,295 @@
+//! The vCPU a callback runs on: registers, memory, control flow.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use qemu_xplugin_sys as sys;
+
+use crate::ffi::{self, ByteArray};
+use crate::{Error, Result};
+
+/// What a callback may do with the vCPU's registers. QEMU keeps the guest's
+/// registers in host registers across callbacks that do not need them, so
+/// asking for less makes the guest run faster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RegAccess {
+    /// No register access.
+    None,
+    /// Read registers.
+    Read,
+    /// Read and write registers.
+    ReadWrite,
+    /// Read and write registers, and redirect the vCPU with [`Vcpu::set_pc`].
+    ReadWritePc,
+}
+
+impl RegAccess {
+    pub(crate) fn flags(self) -> sys::qemu_plugin_cb_flags {
+        match self {
+            RegAccess::None => sys::qemu_plugin_cb_flags::QEMU_PLUGIN_CB_NO_REGS,
+            RegAccess::Read => sys::qemu_plugin_cb_flags::QEMU_PLUGIN_CB_R_REGS,
+            RegAccess::ReadWrite => sys::qemu_plugin_cb_flags::QEMU_PLUGIN_CB_RW_REGS,
+            RegAccess::ReadWritePc => sys::qemu_plugin_cb_flags::QEMU_PLUGIN_CB_RW_REGS_PC,
+        }
+    }
+}
+
+/// The vCPU a callback runs on.
+///
+/// Register and memory access is only valid during the callback, which is
+/// why a `Vcpu` is only ever lent to one.
+#[derive(Debug)]
+pub struct Vcpu {
+    index: u32,
+    access: RegAccess,
+    redirect: Option<u64>,
+}
+
+impl Vcpu {
+    pub(crate) fn new(index: u32, access: RegAccess) -> Self {
+        Self {
+            index,
+            access,
+            redirect: None,
+        }
+    }
+
+    /// The vCPU's index, from 0.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The register access this callback was registered with.
+    pub fn access(&self) -> RegAccess {
+        self.access
+    }
+
+    /// The names of the vCPU's registers, as QEMU's gdbstub knows them.
+    pub fn register_names(&self) -> Vec<String> {
+        let mut names: Vec<_> = registers().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Reads register `name`, in the guest's byte order.
+    pub fn read_register(&self, name: &str) -> Result<Vec<u8>> {
+        self.need(RegAccess::Read, &format!("read register '{name}'"))?;
+        let handle = register(name)?;
+        let buf = ByteArray::new();
+        // SAFETY: we are in a vCPU callback with read access (checked above);
+        // the handle came from qemu_plugin_get_registers and buf is valid.
+        let size = unsafe { sys::qemu_plugin_read_register(handle, buf.as_ptr()) };
+        if size <= 0 {
+            return Err(Error::new(format!("cannot read register '{name}'")));
+        }
+        Ok(buf.to_vec())
+    }
+
+    /// Reads register `name` as an integer (little-endian guest, up to 8
+    /// bytes).
+    pub fn read_register_u64(&self, name: &str) -> Result<u64> {
+        let bytes = self.read_register(name)?;
+        if bytes.len() > 8 {
+            return Err(Error::new(format!(
+                "register '{name}' is {} bytes, too wide for a u64",
+                bytes.len()
+            )));
+        }
+        let mut le = [0u8; 8];
+        le[..bytes.len()].copy_from_slice(&bytes);
+        Ok(u64::from_le_bytes(le))
+    }
+
+    /// Writes register `name`; `value` must have the register's size.
+    pub fn write_register(&mut self, name: &str, value: &[u8]) -> Result<()> {
+        self.need(RegAccess::ReadWrite, &format!("write register '{name}'"))?;
+        // QEMU reads as many bytes as the register has: check the size first.
+        let size = self.read_register(name)?.len();
+        if value.len() != size {
+            return Err(Error::new(format!(
+                "register '{name}' is {size} bytes, cannot write {} bytes to it",
+                value.len()
+            )));
+        }
+        let handle = register(name)?;
+        let buf = ByteArray::from_slice(value);
+        // SAFETY: vCPU callback with write access (checked); buf holds exactly
+        // the register's size.
+        let written = unsafe { sys::qemu_plugin_write_register(handle, buf.as_ptr()) };
+        if written <= 0 {
+            return Err(Error::new(format!("cannot write register '{name}'")));
+        }
+        Ok(())
+    }
+
+    /// Writes register `name` from an integer (little-endian guest), which
+    /// must fit the register.
+    pub fn write_register_u64(&mut self, name: &str, value: u64) -> Result<()> {
+        let size = self.read_register(name)?.len();
+        if size > 8 || (size < 8 && value >> (size * 8) != 0) {
+            return Err(Error::new(format!(
+                "value {value:#x} does not fit register '{name}' ({size} bytes)"
+            )));
+        }
+        self.write_register(name, &value.to_le_bytes()[..size])
+    }
+
+    /// Reads `len` bytes of guest memory at virtual address `vaddr`.
+    pub fn read_memory(&self, vaddr: u64, len: usize) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let buf = ByteArray::new();
+        // SAFETY: called from a vCPU callback (Vcpu only exists there); buf
+        // is valid and QEMU grows it to len bytes.
+        if !unsafe { sys::qemu_plugin_read_memory_vaddr(vaddr, buf.as_ptr(), len) } {
+            return Err(Error::new(format!(
+                "cannot read {len} bytes at virtual address {vaddr:#x}: not mapped"
+            )));
+        }
+        Ok(buf.to_vec())
+    }
+
+    /// Writes `bytes` to guest memory at virtual address `vaddr`. Code
+    /// written over translated code runs from its next execution.
+    pub fn write_memory(&mut self, vaddr: u64, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let buf = ByteArray::from_slice(bytes);
+        // SAFETY: vCPU callback; buf is valid.
+        if !unsafe { sys::qemu_plugin_write_memory_vaddr(vaddr, buf.as_ptr()) } {
+            return Err(Error::new(format!(
+                "cannot write {} bytes at virtual address {vaddr:#x}: not mapped",
+                bytes.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Translates virtual address `vaddr` to a physical address (system
+    /// emulation only).
+    pub fn translate(&self, vaddr: u64) -> Result<u64> {
+        let mut hwaddr = 0;
+        // SAFETY: vCPU callback; hwaddr is a valid out pointer.
+        if !unsafe { sys::qemu_plugin_translate_vaddr(vaddr, &mut hwaddr) } {
+            return Err(Error::new(format!(
+                "cannot translate virtual address {vaddr:#x}: not mapped, or not system emulation"
+            )));
+        }
+        Ok(hwaddr)
+    }
+
+    /// Reads `len` bytes at physical address `hwaddr` (system emulation).
+    pub fn read_physical(&self, hwaddr: u64, len: usize) -> Result<Vec<u8>> {
+        let buf = ByteArray::new();
+        // SAFETY: vCPU callback; buf is valid.
+        let result = unsafe { sys::qemu_plugin_read_memory_hwaddr(hwaddr, buf.as_ptr(), len) };
+        hwaddr_result(result, "read", len, hwaddr)?;
+        Ok(buf.to_vec())
+    }
+
+    /// Writes `bytes` at physical address `hwaddr` (system emulation).
+    pub fn write_physical(&mut self, hwaddr: u64, bytes: &[u8]) -> Result<()> {
+        let buf = ByteArray::from_slice(bytes);
+        // SAFETY: vCPU callback; buf is valid.
+        let result = unsafe { sys::qemu_plugin_write_memory_hwaddr(hwaddr, buf.as_ptr()) };
+        hwaddr_result(result, "write", bytes.len(), hwaddr)
+    }
+
+    /// Continues the vCPU at `pc` once this callback returns, instead of at
+    /// the next instruction. Register writes made in the callback are kept;
+    /// after a syscall callback, the syscall is skipped.
+    ///
+    /// Allowed in callbacks registered with [`RegAccess::ReadWritePc`], and
+    /// in syscall, syscall filter and discontinuity callbacks.
+    pub fn set_pc(&mut self, pc: u64) -> Result<()> {
+        self.need(RegAccess::ReadWritePc, &format!("set the PC to {pc:#x}"))?;
+        self.redirect = Some(pc);
+        Ok(())
+    }
+
+    /// The PC [`Vcpu::set_pc`] asked for, for the trampoline to apply.
+    pub(crate) fn take_redirect(&mut self) -> Option<u64> {
+        self.redirect.take()
+    }
+
+    fn need(&self, access: RegAccess, what: &str) -> Result<()> {
+        if self.access < access {
+            return Err(Error::new(format!(
+                "cannot {what}: this callback was registered with {:?} access, {access:?} is needed",
+                self.access
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Redirects the vCPU now. Call it last, from the C trampoline, once every
+/// Rust value that needs dropping is gone: on success QEMU longjmps out.
+pub(crate) fn apply_redirect(pc: Option<u64>) {
+    if let Some(pc) = pc {
+        // SAFETY: called from a vCPU callback that QEMU allows to redirect
+        // (the SDK registered it so); no Rust frame above holds a value with
+        // a destructor, so the longjmp skips nothing that needs to run.
+        unsafe { sys::qemu_plugin_set_pc(pc) };
+        ffi::outs(&format!(
+            "{}: QEMU refused to set the PC to {pc:#x} in this callback\n",
+            crate::plugin_name()
+        ));
+    }
+}
+
+fn hwaddr_result(
+    result: sys::qemu_plugin_hwaddr_operation_result,
+    op: &str,
+    len: usize,
+    hwaddr: u64,
+) -> Result<()> {
+    use sys::qemu_plugin_hwaddr_operation_result as R;
+    let why = match result {
+        R::QEMU_PLUGIN_HWADDR_OPERATION_OK => return Ok(()),
+        R::QEMU_PLUGIN_HWADDR_OPERATION_DEVICE_ERROR => "device error",
+        R::QEMU_PLUGIN_HWADDR_OPERATION_ACCESS_DENIED => "access denied",
+        R::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS => "invalid address",
+        R::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS_SPACE => "invalid address space",
+        _ => "not available (user-mode emulation has no physical addresses)",
+    };
+    Err(Error::new(format!(
+        "cannot {op} {len} bytes at physical address {hwaddr:#x}: {why}"
+    )))
+}
+
+/// Register handles by name, read once from a vCPU (every vCPU of a machine
+/// has the same registers).
+fn registers() -> &'static HashMap<String, usize> {
+    static REGISTERS: OnceLock<HashMap<String, usize>> = OnceLock::new();
+    REGISTERS.get_or_init(|| {
+        let mut map = HashMap::new();
+        // SAFETY: only called from vCPU callbacks (through Vcpu), where
+        // qemu_plugin_get_registers is allowed. The GArray holds `len`
+        // descriptors whose names are static strings; we free the array,
+        // not the strings, as the API says.
+        unsafe {
+            let array = sys::qemu_plugin_get_registers();
+            if !array.is_null() {
+                let descs = (*array).data as *const sys::qemu_plugin_reg_descriptor;
+                for i in 0..(*array).len as usize {
+                    let desc = &*descs.add(i);
+                    if let Some(name) = ffi::copy_c_str(desc.name) {
+                        map.insert(name, desc.handle as usize);
+                    }
+                }
+                sys::g_array_free(array, true as sys::gboolean);
+            }
+        }
+        map
+    })
+}
+
+fn register(name: &str) -> Result<*mut sys::qemu_plugin_register> {
+    registers()
+        .get(name)
+        .map(|&handle| handle as *mut sys::qemu_plugin_register)
+        .ok_or_else(|| Error::new(format!("unknown register '{name}'")))
+}

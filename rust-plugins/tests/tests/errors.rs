@@ -1,0 +1,136 @@
+//! Bad input gets an error that names the problem; QEMU does not crash.
+
+use xplugin_tests::guests::TARGETS;
+use xplugin_tests::{run_user, Run};
+
+fn refused(spec: &str, message: &str) -> Run {
+    let run = run_user(&[spec], TARGETS);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(message),
+        "stderr lacks {message:?}:\n{run:#?}"
+    );
+    run
+}
+
+#[test]
+fn bad_plugin_arguments_are_named() {
+    refused(
+        "counter,mode=fast",
+        "argument mode='fast': expected inline or callback",
+    );
+    refused(
+        "counter,bogus=1",
+        "unknown argument 'bogus=1' (known: log, mode)",
+    );
+    // QEMU turns a bare key into key=on.
+    refused(
+        "counter,verbose",
+        "unknown argument 'verbose=on' (known: log, mode)",
+    );
+    refused(
+        "counter,log=loud",
+        "argument log='loud': expected error, warn, info, debug or trace",
+    );
+    refused(
+        "injector,reg=rax:1",
+        "missing argument 'pc' (write pc=VALUE)",
+    );
+    refused(
+        "injector,pc=zz,reg=rax:1",
+        "argument pc='zz': expected an integer",
+    );
+    refused("injector,pc=0x1000", "nothing to inject");
+    refused("injector,pc=0x1000,nth=0,reg=rax:1", "argument nth='0'");
+    refused(
+        "injector,pc=0x1000,reg=rax",
+        "argument reg='rax': expected NAME:VALUE",
+    );
+    refused(
+        "injector,pc=0x1000,mem=0x10:abc",
+        "argument mem='0x10:abc': expected an even number of hex digits",
+    );
+    refused("hook,addr=0x1000", "missing argument 'ret'");
+}
+
+#[test]
+fn missing_required_plugin_is_named() {
+    refused(
+        "block-stats",
+        "it requires plugin 'blocks', which is not loaded",
+    );
+}
+
+fn misbehave(what: &str, with_blocks: bool) -> Run {
+    let spec = format!("misbehave,do={what}");
+    let plugins: Vec<&str> = if with_blocks {
+        vec!["blocks", &spec]
+    } else {
+        vec![&spec]
+    };
+    run_user(&plugins, TARGETS)
+}
+
+#[test]
+fn inter_plugin_mismatches_are_errors() {
+    for (what, message) in [
+        (
+            "import-wrong-type",
+            "plugin 'blocks' exports fn blocks_fired as extern \"C\" fn() -> u64, but 'misbehave' expects extern \"C\" fn(u32) -> u64",
+        ),
+        ("import-missing-function", "plugin 'blocks' does not export fn no_such"),
+        ("subscribe-wrong-type", "plugin 'blocks' exports event block_exec as blocks_api::BlockExec (24 bytes, align 8), but 'misbehave' expects u64 (8 bytes, align 8)"),
+        ("subscribe-missing-event", "plugin 'blocks' does not export event no_such_event"),
+    ] {
+        misbehave(what, true)
+            .assert_code(0)
+            .assert_stdout_line("message: hello")
+            .assert_log_contains(&format!("misbehave: error: {message}"));
+    }
+    misbehave("import-from-missing-plugin", false)
+        .assert_code(0)
+        .assert_log_contains("misbehave: error: ")
+        .assert_log_contains("nobody");
+}
+
+#[test]
+fn bad_register_and_memory_accesses_are_errors() {
+    for (what, message) in [
+        ("unknown-register", "unknown register 'no_such_register'"),
+        (
+            "register-without-access",
+            "cannot read register 'rax': this callback was registered with None access, Read is needed",
+        ),
+        ("wrong-register-size", "register 'rax' is 8 bytes, cannot write 4 bytes to it"),
+        ("unmapped-read", "cannot read 8 bytes at virtual address 0x10: not mapped"),
+        ("physical-in-user-mode", "cannot read 8 bytes at physical address 0x1000"),
+        (
+            "set-pc-without-access",
+            "cannot set the PC to 0x1000: this callback was registered with ReadWrite access, ReadWritePc is needed",
+        ),
+    ] {
+        misbehave(what, false)
+            .assert_code(0)
+            .assert_stdout_line("message: hello")
+            .assert_log_contains(&format!("misbehave: error: {message}"));
+    }
+}
+
+#[test]
+fn a_panic_stops_qemu_with_a_message() {
+    let run = misbehave("panic-in-callback", false);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(
+            "misbehave: panic in execution callback: deliberate panic in a callback; stopping QEMU"
+        ),
+        "{run:#?}"
+    );
+    let run = misbehave("panic-in-install", false);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("misbehave: panic: deliberate panic in install"),
+        "{run:#?}"
+    );
+}

@@ -1,0 +1,95 @@
+//! The plugins change a user-mode guest, under `qemu-x86_64`.
+
+use xplugin_tests::guests::{COMPUTE, IS_LICENSED, MESSAGE, SHOW, TARGETS};
+use xplugin_tests::run_user;
+
+#[test]
+fn guest_without_plugins() {
+    run_user(&[], TARGETS)
+        .assert_code(0)
+        .assert_stdout_line("is_licensed() = 0, its body ran 1 times")
+        .assert_stdout_line("call 2: compute(5) = 10")
+        .assert_stdout_line("message: hello");
+}
+
+/// "counter: N instructions, M blocks (mode)" -> (N, M)
+fn counts(log: &str) -> (u64, u64) {
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("counter: "))
+        .unwrap_or_else(|| panic!("no counter line in {log:?}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn counter_inline_and_callback_agree() {
+    let inline = run_user(&["counter"], TARGETS);
+    inline.assert_code(0).assert_log_contains("(inline)");
+    let callback = run_user(&["counter,mode=callback"], TARGETS);
+    callback.assert_code(0).assert_log_contains("(callback)");
+    let (insns, blocks) = counts(&inline.log);
+    assert!(insns > 1000 && blocks > 100, "{inline:?}");
+    assert!(insns > blocks);
+    assert_eq!(counts(&inline.log), counts(&callback.log));
+}
+
+#[test]
+fn injector_rewrites_an_argument_on_the_nth_call() {
+    let spec = format!("injector,pc={COMPUTE:#x},nth=2,reg=rdi:21");
+    run_user(&[&spec], TARGETS)
+        .assert_code(0)
+        .assert_stdout_line("call 1: compute(5) = 10")
+        .assert_stdout_line("call 2: compute(5) = 42")
+        .assert_stdout_line("call 3: compute(5) = 10")
+        .assert_log_contains(&format!("execution 2 of {COMPUTE:#x}: rdi = 0x15"));
+}
+
+#[test]
+fn injector_overwrites_memory() {
+    // "HACKED\0"
+    let spec = format!("injector,pc={SHOW:#x},mem={MESSAGE:#x}:4841434b454400");
+    run_user(&[&spec], TARGETS)
+        .assert_code(0)
+        .assert_stdout_line("message: HACKED")
+        .assert_log_contains(&format!("wrote 7 bytes at {MESSAGE:#x}"));
+}
+
+#[test]
+fn hook_skips_a_function_and_sets_its_result() {
+    let spec = format!("hook,addr={IS_LICENSED:#x},ret=1");
+    run_user(&[&spec], TARGETS)
+        .assert_code(0)
+        .assert_stdout_line("is_licensed() = 1, its body ran 0 times")
+        .assert_stdout_line("call 3: compute(5) = 10")
+        .assert_log_contains(&format!(
+            "hook: skipped the function at {IS_LICENSED:#x} 1 times, returning 1"
+        ));
+}
+
+#[test]
+fn plugins_talk_through_events_and_imports() {
+    // The consumer comes first: QEMU installs "blocks" first as it requires.
+    let run = run_user(&["block-stats,flag_from=0", "blocks"], TARGETS);
+    run.assert_code(0).assert_stdout_line("message: hello");
+    let received = run
+        .log
+        .lines()
+        .find_map(|l| l.strip_prefix("block-stats: received "))
+        .unwrap_or_else(|| panic!("no block-stats line: {run:?}"));
+    let numbers: Vec<u64> = received
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(numbers[0] > 100, "{run:?}");
+    assert_eq!(numbers[0], numbers[1], "every fired event is received");
+    // Every block is at or above 0: the subscriber's answers reached the
+    // provider.
+    run.assert_log_contains(&format!(
+        "blocks: fired {} events, {} flagged by subscribers",
+        numbers[0], numbers[0]
+    ));
+}
