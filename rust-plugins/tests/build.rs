@@ -7,39 +7,95 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-const USER_SYMBOLS: &[&str] = &["is_licensed", "compute", "show", "message"];
+/// Symbols both guests define, which the tests aim plugins at.
+const SYMBOLS: &[&str] = &["is_licensed", "compute", "show", "message"];
 
 fn main() {
     let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let source = guests.join("user/targets.c");
-    println!("cargo:rerun-if-changed={}", source.display());
+    let mut rust = String::new();
 
-    let targets = out.join("targets");
+    // User mode: a static Linux program.
+    let source = guests.join("user/targets.c");
+    let user = out.join("targets");
     run(Command::new("cc")
         .args(["-static", "-O1", "-Wall", "-Werror", "-o"])
-        .arg(&targets)
+        .arg(&user)
         .arg(&source));
+    describe(&mut rust, "USER", "user-mode test guest", &user, &[]);
 
-    let mut rust = String::new();
-    writeln!(rust, "/// The user-mode test guest.").unwrap();
+    // System mode: a bare-metal kernel booted through its PVH entry.
+    let system = out.join("guest.elf");
+    let dir = guests.join("system");
+    run(Command::new("cc")
+        .args([
+            "-m64",
+            "-O1",
+            "-ffreestanding",
+            "-fno-pic",
+            "-no-pie",
+            "-nostdlib",
+            "-mno-red-zone",
+            "-mgeneral-regs-only",
+            "-fno-stack-protector",
+            "-fcf-protection=none",
+            "-Wall",
+            "-Werror",
+            "-Wl,--build-id=none",
+            "-Wl,--no-warn-rwx-segments",
+        ])
+        .arg(format!("-Wl,-T,{}", dir.join("guest.ld").display()))
+        .arg("-o")
+        .arg(&system)
+        .arg(dir.join("boot.S"))
+        .arg(dir.join("guest.c")));
+    describe(
+        &mut rust,
+        "SYSTEM",
+        "bare-metal test guest",
+        &system,
+        &["syscall_dispatch"],
+    );
+
+    for file in [
+        source,
+        dir.join("boot.S"),
+        dir.join("guest.c"),
+        dir.join("guest.ld"),
+    ] {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    std::fs::write(out.join("guests.rs"), rust).unwrap();
+}
+
+/// Writes a module `prefix` (lower case) with the guest's path and the
+/// addresses of its symbols.
+fn describe(rust: &mut String, prefix: &str, what: &str, binary: &Path, extra: &[&str]) {
+    let symbols = symbols(binary);
+    writeln!(rust, "/// The {what}.").unwrap();
+    writeln!(rust, "pub mod {} {{", prefix.to_lowercase()).unwrap();
+    writeln!(rust, "    /// Path of the binary.").unwrap();
     writeln!(
         rust,
-        "pub const TARGETS: &str = {:?};",
-        targets.display().to_string()
+        "    pub const PATH: &str = {:?};",
+        binary.display().to_string()
     )
     .unwrap();
-    let symbols = symbols(&targets);
-    for name in USER_SYMBOLS {
+    for name in SYMBOLS.iter().chain(extra) {
         let addr = symbols
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, a)| *a)
-            .unwrap_or_else(|| fail(&format!("symbol {name} not found in {}", targets.display())));
-        writeln!(rust, "/// Address of `{name}` in the user-mode test guest.").unwrap();
-        writeln!(rust, "pub const {}: u64 = {addr:#x};", name.to_uppercase()).unwrap();
+            .unwrap_or_else(|| fail(&format!("symbol {name} not found in {}", binary.display())));
+        writeln!(rust, "    /// Address of `{name}`.").unwrap();
+        writeln!(
+            rust,
+            "    pub const {}: u64 = {addr:#x};",
+            name.to_uppercase()
+        )
+        .unwrap();
     }
-    std::fs::write(out.join("guests.rs"), rust).unwrap();
+    writeln!(rust, "}}").unwrap();
 }
 
 fn symbols(binary: &Path) -> Vec<(String, u64)> {

@@ -5,14 +5,19 @@
 //! `target/debug` (`cargo build --workspace` first, as `make check-rust`
 //! does).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// The test guests and the addresses of their symbols.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
+
+/// A run that takes longer is killed and fails its test.
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn top() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -23,14 +28,13 @@ fn existing(path: PathBuf, how: &str) -> PathBuf {
     path
 }
 
-/// `qemu-x86_64` of the patched build.
-pub fn qemu_user() -> PathBuf {
-    let path = std::env::var_os("QEMU_USER")
+fn qemu(var: &str, file: &str) -> PathBuf {
+    let path = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| top().join("build/qemu-build/qemu-x86_64"));
+        .unwrap_or_else(|| top().join("build/qemu-build").join(file));
     existing(
         path,
-        "build the patched QEMU with `make` (or set QEMU_USER)",
+        &format!("build the patched QEMU with `make` (or set {var})"),
     )
 }
 
@@ -46,21 +50,45 @@ pub fn plugin(name: &str) -> PathBuf {
     )
 }
 
+/// A file for QEMU to write, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(what: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        Self(std::env::temp_dir().join(format!(
+            "xplugin-test-{}-{}.{what}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )))
+    }
+
+    fn read(&self) -> String {
+        std::fs::read_to_string(&self.0).unwrap_or_default()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// What a QEMU run left behind.
 #[derive(Debug)]
 pub struct Run {
     /// Exit status code (None: killed by a signal).
     pub code: Option<i32>,
-    /// The guest's standard output.
+    /// What the guest printed (stdout, or the debug console).
     pub stdout: String,
-    /// QEMU's and the guest's standard error.
+    /// QEMU's standard error.
     pub stderr: String,
     /// QEMU's log: what the plugins wrote.
     pub log: String,
 }
 
 impl Run {
-    /// Panics, showing everything, unless `stdout` has line `line`.
+    /// Panics, showing everything, unless the guest printed line `line`.
     pub fn assert_stdout_line(&self, line: &str) -> &Self {
         assert!(
             self.stdout.lines().any(|l| l == line),
@@ -78,40 +106,139 @@ impl Run {
         self
     }
 
+    /// Panics unless QEMU's standard error contains `text`.
+    pub fn assert_stderr_contains(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}:\n{self:#?}"
+        );
+        self
+    }
+
     /// Panics unless QEMU exited with `code`.
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, Some(code), "unexpected exit status:\n{self:#?}");
         self
     }
+
+    /// The numbers in the first log line that starts with `prefix`.
+    pub fn log_numbers(&self, prefix: &str) -> Vec<u64> {
+        let line = self
+            .log
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no log line starts with {prefix:?}:\n{self:#?}"));
+        line.split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    }
 }
 
-/// Runs `guest` under `qemu-x86_64` with `plugins`, each `"crate"` or
-/// `"crate,key=value,..."`.
-pub fn run_user(plugins: &[&str], guest: &str) -> Run {
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let log = std::env::temp_dir().join(format!(
-        "xplugin-test-{}-{}.log",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut cmd = Command::new(qemu_user());
-    for spec in plugins {
+/// A QEMU command line under construction.
+pub struct Qemu {
+    cmd: Command,
+    guest_output: Option<TempFile>,
+    plugins: Vec<OsString>,
+}
+
+impl Qemu {
+    /// `qemu-x86_64` running `program`.
+    pub fn user(program: &str) -> Self {
+        let mut cmd = Command::new(qemu("QEMU_USER", "qemu-x86_64"));
+        cmd.arg(program);
+        Self {
+            cmd,
+            guest_output: None,
+            plugins: Vec::new(),
+        }
+    }
+
+    /// `qemu-system-x86_64` booting bare-metal `kernel` with `vcpus` vCPUs;
+    /// the guest prints on the debug console and exits through
+    /// isa-debug-exit (status 2 * value + 1).
+    pub fn system(kernel: &str, vcpus: u32) -> Self {
+        let output = TempFile::new("out");
+        let mut cmd = Command::new(qemu("QEMU_SYSTEM", "qemu-system-x86_64"));
+        cmd.args(["-nodefaults", "-display", "none", "-no-reboot"])
+            .args(["-smp", &vcpus.to_string()])
+            .args(["-kernel", kernel])
+            .arg("-chardev")
+            .arg(format!("file,id=out,path={}", output.0.display()))
+            .args(["-device", "isa-debugcon,chardev=out"])
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        Self {
+            cmd,
+            guest_output: Some(output),
+            plugins: Vec::new(),
+        }
+    }
+
+    /// Loads plugin crate `spec`: `"crate"` or `"crate,key=value,..."`.
+    pub fn plugin(mut self, spec: &str) -> Self {
         let (name, args) = spec.split_once(',').unwrap_or((spec, ""));
         let mut arg = plugin(name).into_os_string();
         if !args.is_empty() {
             arg.push(",");
             arg.push(args);
         }
-        cmd.arg("-plugin").arg(arg);
+        self.plugins.push(arg);
+        self
     }
-    cmd.args(["-d", "plugin", "-D"]).arg(&log).arg(guest);
-    let output = cmd.output().expect("QEMU starts");
-    let run = Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        log: std::fs::read_to_string(&log).unwrap_or_default(),
-    };
-    let _ = std::fs::remove_file(&log);
-    run
+
+    /// Loads a second copy of the injector (plugins need distinct names),
+    /// with arguments `args`.
+    pub fn plugin_copy_of_injector(mut self, args: &str) -> Self {
+        let copy = std::env::temp_dir().join(format!(
+            "xplugin-test-{}/libinjector_copy.so",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(copy.parent().expect("has a parent")).expect("temp dir");
+        std::fs::copy(plugin("injector"), &copy).expect("copy the injector");
+        let mut arg = copy.into_os_string();
+        arg.push(",");
+        arg.push(args);
+        self.plugins.push(arg);
+        self
+    }
+
+    /// Runs QEMU to its end (or the timeout).
+    pub fn run(mut self) -> Run {
+        let log = TempFile::new("log");
+        // Options go before the user-mode program: put them first.
+        let mut cmd = Command::new(self.cmd.get_program());
+        for plugin in &self.plugins {
+            cmd.arg("-plugin").arg(plugin);
+        }
+        cmd.args(["-d", "plugin", "-D"]).arg(&log.0);
+        cmd.args(self.cmd.get_args());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("QEMU starts");
+        let start = Instant::now();
+        while child.try_wait().expect("wait for QEMU").is_none() {
+            if start.elapsed() > TIMEOUT {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().expect("QEMU's output");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        Run {
+            code: output.status.code(),
+            stdout: match self.guest_output.take() {
+                Some(file) => file.read(),
+                None => stdout,
+            },
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            log: log.read(),
+        }
+    }
+}
+
+/// Runs user-mode `guest` with `plugins` (see [`Qemu::plugin`]).
+pub fn run_user(plugins: &[&str], guest: &str) -> Run {
+    plugins
+        .iter()
+        .fold(Qemu::user(guest), |qemu, spec| qemu.plugin(spec))
+        .run()
 }

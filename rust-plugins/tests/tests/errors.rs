@@ -1,6 +1,6 @@
 //! Bad input gets an error that names the problem; QEMU does not crash.
 
-use xplugin_tests::guests::TARGETS;
+use xplugin_tests::guests::user::PATH as TARGETS;
 use xplugin_tests::{run_user, Run};
 
 fn refused(spec: &str, message: &str) -> Run {

@@ -1,6 +1,6 @@
 //! The plugins change a user-mode guest, under `qemu-x86_64`.
 
-use xplugin_tests::guests::{COMPUTE, IS_LICENSED, MESSAGE, SHOW, TARGETS};
+use xplugin_tests::guests::user::{COMPUTE, IS_LICENSED, MESSAGE, PATH as TARGETS, SHOW};
 use xplugin_tests::run_user;
 
 #[test]

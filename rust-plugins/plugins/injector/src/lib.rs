@@ -1,10 +1,11 @@
 //! Writes registers and memory when the guest reaches an address.
 //!
-//! `-plugin libinjector.so,pc=ADDR[,nth=N],reg=NAME:VALUE...,mem=VADDR:HEXBYTES...`
+//! `-plugin libinjector.so,pc=ADDR[,nth=N],reg=NAME:VALUE...,mem=VADDR:HEXBYTES...,pmem=HWADDR:HEXBYTES...`
 //!
 //! Before the instruction at `pc` executes, sets each register `NAME` to
-//! `VALUE` and writes the bytes `HEXBYTES` at virtual address `VADDR`: every
-//! time, or only the `nth` time (from 1). Each injection is logged.
+//! `VALUE`, writes the bytes `HEXBYTES` at virtual address `VADDR`, and at
+//! physical address `HWADDR` (system emulation): every time, or only the
+//! `nth` time (from 1). Each injection is logged.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,7 +17,7 @@ struct RegWrite {
 }
 
 struct MemWrite {
-    vaddr: u64,
+    addr: u64,
     bytes: Vec<u8>,
 }
 
@@ -32,12 +33,12 @@ fn parse_reg(arg: &str) -> Result<RegWrite> {
     })
 }
 
-fn parse_mem(arg: &str) -> Result<MemWrite> {
-    let bad = |why: &str| Error::new(format!("argument mem='{arg}': {why}"));
-    let (vaddr, hex) = arg
+fn parse_mem(key: &str, arg: &str) -> Result<MemWrite> {
+    let bad = |why: &str| Error::new(format!("argument {key}='{arg}': {why}"));
+    let (addr, hex) = arg
         .split_once(':')
-        .ok_or_else(|| bad("expected VADDR:HEXBYTES"))?;
-    let vaddr = <u64 as qemu_xplugin::FromArg>::from_arg(vaddr).map_err(|why| bad(&why))?;
+        .ok_or_else(|| bad("expected ADDRESS:HEXBYTES"))?;
+    let addr = <u64 as qemu_xplugin::FromArg>::from_arg(addr).map_err(|why| bad(&why))?;
     if hex.is_empty() || hex.len() % 2 != 0 {
         return Err(bad("expected an even number of hex digits"));
     }
@@ -46,7 +47,7 @@ fn parse_mem(arg: &str) -> Result<MemWrite> {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
         .collect::<std::result::Result<Vec<u8>, _>>()
         .map_err(|_| bad("expected hex digits"))?;
-    Ok(MemWrite { vaddr, bytes })
+    Ok(MemWrite { addr, bytes })
 }
 
 fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
@@ -60,13 +61,22 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         .iter()
         .map(|a| parse_reg(a))
         .collect::<Result<Vec<_>>>()?;
-    let mems = args
-        .take_all::<String>("mem")?
-        .iter()
-        .map(|a| parse_mem(a))
-        .collect::<Result<Vec<_>>>()?;
-    if regs.is_empty() && mems.is_empty() {
-        return Err("nothing to inject: give reg=NAME:VALUE or mem=VADDR:HEXBYTES".into());
+    let mut mems = Vec::new();
+    for key in ["mem", "pmem"] {
+        mems.push(
+            args.take_all::<String>(key)?
+                .iter()
+                .map(|a| parse_mem(key, a))
+                .collect::<Result<Vec<_>>>()?,
+        );
+    }
+    let pmems = mems.pop().expect("two kinds");
+    let mems = mems.pop().expect("two kinds");
+    if regs.is_empty() && mems.is_empty() && pmems.is_empty() {
+        return Err(
+            "nothing to inject: give reg=NAME:VALUE, mem=VADDR:HEXBYTES or pmem=HWADDR:HEXBYTES"
+                .into(),
+        );
     }
 
     let executions = AtomicU64::new(0);
@@ -80,11 +90,19 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
             tracing::info!("execution {n} of {pc:#x}: {} = {:#x}", reg.name, reg.value);
         }
         for mem in &mems {
-            vcpu.write_memory(mem.vaddr, &mem.bytes)?;
+            vcpu.write_memory(mem.addr, &mem.bytes)?;
             tracing::info!(
                 "execution {n} of {pc:#x}: wrote {} bytes at {:#x}",
                 mem.bytes.len(),
-                mem.vaddr
+                mem.addr
+            );
+        }
+        for mem in &pmems {
+            vcpu.write_physical(mem.addr, &mem.bytes)?;
+            tracing::info!(
+                "execution {n} of {pc:#x}: wrote {} bytes at physical {:#x}",
+                mem.bytes.len(),
+                mem.addr
             );
         }
         Ok(())

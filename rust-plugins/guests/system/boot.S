@@ -1,0 +1,104 @@
+/*
+ * Boot code of the bare-metal x86_64 test guest.
+ *
+ * QEMU loads the ELF with -kernel and, through the PVH entry note, starts
+ * it at _start32 in 32-bit protected mode without paging. We identity-map
+ * the first GiB with 2 MiB pages, enter long mode, call main() and report
+ * its return value through isa-debug-exit (port 0xf4): QEMU exits with
+ * status 2 * value + 1.
+ */
+        .section .note.Xen, "a"
+        .align 4
+        .long 4                 /* name size */
+        .long 4                 /* descriptor size */
+        .long 18                /* XEN_ELFNOTE_PHYS32_ENTRY */
+        .asciz "Xen"
+        .long _start32
+
+        .section .text.boot, "ax"
+        .code32
+        .globl _start32
+_start32:
+        cli
+        movl $pdpt, %eax
+        orl $3, %eax                    /* present, writable */
+        movl %eax, pml4
+        movl $pd, %eax
+        orl $3, %eax
+        movl %eax, pdpt
+        movl $pd, %edi
+        movl $0x83, %eax                /* present, writable, 2 MiB */
+        movl $512, %ecx
+1:      movl %eax, (%edi)
+        movl $0, 4(%edi)
+        addl $0x200000, %eax
+        addl $8, %edi
+        loop 1b
+        movl $pml4, %eax
+        movl %eax, %cr3
+        movl %cr4, %eax
+        orl $0x20, %eax                 /* PAE */
+        movl %eax, %cr4
+        movl $0xc0000080, %ecx          /* EFER */
+        rdmsr
+        orl $0x101, %eax                /* LME, SCE (syscall) */
+        wrmsr
+        movl %cr0, %eax
+        orl $0x80000001, %eax           /* PG, PE */
+        movl %eax, %cr0
+        lgdt gdt_desc
+        ljmp $0x08, $start64
+
+        .code64
+start64:
+        movw $0x10, %ax
+        movw %ax, %ds
+        movw %ax, %es
+        movw %ax, %ss
+        movw %ax, %fs
+        movw %ax, %gs
+        movq $stack_top, %rsp
+        call main
+        movl %eax, %eax
+        movw $0xf4, %dx
+        outl %eax, %dx
+2:      hlt
+        jmp 2b
+
+/*
+ * Entry of the guest's own syscall instruction (IA32_LSTAR). We stay in
+ * ring 0: call syscall_dispatch(rax, rdi) and return to the caller.
+ */
+        .globl syscall_entry
+syscall_entry:
+        pushq %rcx                      /* return address */
+        pushq %r11                      /* caller's rflags */
+        movq %rdi, %rsi
+        movq %rax, %rdi
+        call syscall_dispatch
+        popq %r11
+        popq %rcx
+        pushq %r11
+        popfq
+        jmp *%rcx
+
+        .section .rodata
+        .align 8
+gdt:
+        .quad 0
+        .quad 0x00af9a000000ffff        /* 0x08: 64-bit code */
+        .quad 0x00cf92000000ffff        /* 0x10: data */
+gdt_end:
+gdt_desc:
+        .word gdt_end - gdt - 1
+        .long gdt
+
+        .section .bss
+        .align 4096
+pml4:   .skip 4096
+pdpt:   .skip 4096
+pd:     .skip 4096
+        .skip 16384
+stack_top:
+
+        .section .note.GNU-stack, "", @progbits
