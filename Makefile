@@ -120,20 +120,11 @@ lint-rust: qemu
 
 ## Demo and the whole test suite -----------------------------------------------
 
-GUEST_BUILD := $(BUILD)/guests
-TEST_PLUGINS := $(QEMU_BUILD)/tests/tcg/plugins
-
-$(GUEST_BUILD)/user-hello: rust-plugins/guests/user/hello.c
-	@mkdir -p $(@D)
-	cc -static -O1 -Wall -o $@ $<
-
-demo: qemu $(GUEST_BUILD)/user-hello
-	ninja -C $(QEMU_BUILD) test-plugins
-	@echo "== the guest on the patched qemu-x86_64, no plugin"
-	$(QEMU_USER) $(GUEST_BUILD)/user-hello
-	@echo "== the same guest with upstream's insn and syscall test plugins"
-	$(QEMU_USER) -d plugin -plugin $(TEST_PLUGINS)/libinsn.so \
-	    -plugin $(TEST_PLUGINS)/libsyscall.so $(GUEST_BUILD)/user-hello
+# The plugins change the bundled guests and talk to each other; the demo
+# prints each change as before -> after.
+demo: qemu
+	cargo build --workspace
+	cargo run -q -p xplugin-tests --bin demo
 
 ## Benchmarks (never run as tests) --------------------------------------------
 
@@ -155,7 +146,7 @@ test:
 ## Housekeeping -------------------------------------------------------------
 
 clean:
-	rm -rf $(QEMU_BUILD) $(GUEST_BUILD)
+	rm -rf $(QEMU_BUILD)
 	cargo clean
 
 distclean:

@@ -1,9 +1,13 @@
 /*
  * User-mode guest for the plugin tests: a function a hook skips, one whose
  * argument an injector rewrites, a buffer an injector overwrites, and a
- * syscall that prints the result. Every line it prints is checked.
+ * made-up syscall a filter can fake. Every line it prints is checked.
  */
 #include <stdio.h>
+#include <unistd.h>
+
+/* No such syscall: Linux returns -ENOSYS, unless a plugin fakes it. */
+#define MADE_UP_SYSCALL 1000
 
 int body_ran;
 char message[32] = "hello";
@@ -33,5 +37,7 @@ int main(void)
         printf("call %d: compute(5) = %d\n", i, compute(5));
     }
     show();
+    printf("syscall(%d) returned %ld\n", MADE_UP_SYSCALL,
+           syscall(MADE_UP_SYSCALL, 1L, 2L));
     return 0;
 }

@@ -129,3 +129,8 @@ macro_rules! plugin {
         }
     };
 }
+
+/// `docs/sdk.md`, whose example plugin compiles as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/sdk.md")]
+pub struct SdkGuide;

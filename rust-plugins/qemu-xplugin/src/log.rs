@@ -1,20 +1,48 @@
 //! `tracing` output through QEMU's log (`-d plugin`, `-D file`).
 
+use std::fmt;
 use std::io;
 
-use tracing::Level;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Installs a `tracing` subscriber for this plugin that writes each event as
-/// one line of QEMU's log, prefixed with the plugin's name.
+/// one line of QEMU's log: `plugin: LEVEL message key=value`.
 pub(crate) fn init(level: Level) {
     // Fails only if a subscriber is already set (a plugin set its own).
     let _ = tracing_subscriber::fmt()
         .with_writer(|| QemuLog(Vec::new()))
         .with_ansi(false)
-        .without_time()
-        .with_target(false)
         .with_max_level(level)
+        .event_format(Line)
         .try_init();
+}
+
+/// The line format.
+struct Line;
+
+impl<S, N> FormatEvent<S, N> for Line
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(
+            writer,
+            "{}: {} ",
+            crate::plugin_name(),
+            event.metadata().level()
+        )?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// Collects one formatted event and hands it to QEMU when dropped.
@@ -34,8 +62,7 @@ impl io::Write for QemuLog {
 impl Drop for QemuLog {
     fn drop(&mut self) {
         if !self.0.is_empty() {
-            let text = String::from_utf8_lossy(&self.0);
-            crate::ffi::outs(&format!("{}: {text}", crate::plugin_name()));
+            crate::ffi::outs(&String::from_utf8_lossy(&self.0));
         }
     }
 }

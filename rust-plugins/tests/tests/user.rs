@@ -9,7 +9,8 @@ fn guest_without_plugins() {
         .assert_code(0)
         .assert_stdout_line("is_licensed() = 0, its body ran 1 times")
         .assert_stdout_line("call 2: compute(5) = 10")
-        .assert_stdout_line("message: hello");
+        .assert_stdout_line("message: hello")
+        .assert_stdout_line("syscall(1000) returned -1");
 }
 
 /// "counter: N instructions, M blocks (mode)" -> (N, M)
@@ -92,4 +93,15 @@ fn plugins_talk_through_events_and_imports() {
         "blocks: fired {} events, {} flagged by subscribers",
         numbers[0], numbers[0]
     ));
+}
+
+#[test]
+fn syscall_filter_fakes_a_syscall() {
+    let run = run_user(&["syscall-fake,nr=1000,ret=4242,trace=on"], TARGETS);
+    run.assert_code(0)
+        .assert_stdout_line("syscall(1000) returned 4242")
+        .assert_log_contains("syscall_fake: INFO syscall 1000(0x1, 0x2) skipped, returning 4242")
+        .assert_log_contains("syscall 1000 returned 4242");
+    // Other syscalls still run: the guest printed, and write(2) was traced.
+    run.assert_log_contains("syscall 1 entered");
 }
