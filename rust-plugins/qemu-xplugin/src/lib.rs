@@ -47,6 +47,7 @@ mod error;
 mod ffi;
 mod interplugin;
 mod log;
+mod pervcpu;
 mod scoreboard;
 mod translate;
 mod vcpu;
@@ -59,6 +60,7 @@ pub use callbacks::{Discontinuity, DiscontinuityKind, Install, PluginInfo, Sysca
 pub use error::{Error, Result};
 pub use ffi::outs;
 pub use interplugin::{Event, EventData, ExternFn, Subscription};
+pub use pervcpu::PerVcpu;
 pub use scoreboard::Counter;
 pub use translate::{ExecHook, Insn, MemAccess, MemHook, MemRw, Tb};
 pub use vcpu::{RegAccess, Vcpu};
