@@ -33,6 +33,11 @@ QEMU_USER   := $(QEMU_BUILD)/qemu-x86_64
 PATCHQ      := $(TOP)/ci/patchq.sh
 DEPS_STAMP  := $(BUILD)/.deps-installed
 
+# ccache: paths under build/ count relative to the compiler's directory, so
+# the per-patch builds (build/patch-check) share the main build's entries.
+export CCACHE_BASEDIR := $(BUILD)
+export CCACHE_NOHASHDIR := 1
+
 # The Rust side finds the patched QEMU (header, symbols, binaries) via these.
 export QEMU_SYSTEM QEMU_USER QEMU_BUILD
 

@@ -345,12 +345,15 @@ cmd_check_patches() {
 # --- check-builds ------------------------------------------------------------
 
 # Build QEMU and the test plugins after each patch, in a worktree at a fixed
-# path (so that ccache hits across runs). CONFIGURE_ARGS_FILE holds the
+# path (so that ccache hits across runs and with the main build). CONFIGURE_ARGS_FILE holds the
 # configure arguments, shell-quoted.
 cmd_check_builds() {
     [ -d "$QEMU_SRC/.git" ] || die "$QEMU_SRC is not prepared; run 'make qemu-src'"
     : "${CONFIGURE_ARGS_FILE:?}" "${PATCH_BUILD_DIR:?}"
-    local wt=$PATCH_BUILD_DIR/src bld=$PATCH_BUILD_DIR/build p n=0
+    # The same layout as QEMU_SRC and QEMU_BUILD (qemu-src beside
+    # qemu-build): with CCACHE_BASEDIR, files that a patch leaves as they are
+    # in the full series hit the main build's cache entries.
+    local wt=$PATCH_BUILD_DIR/qemu-src bld=$PATCH_BUILD_DIR/qemu-build p n=0
     git_src worktree remove --force "$wt" >/dev/null 2>&1 || rm -rf "$wt"
     git_src worktree prune
     git_src worktree add -q --detach "$wt" series-base

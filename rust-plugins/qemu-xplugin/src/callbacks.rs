@@ -116,8 +116,8 @@ fn push<T: ?Sized>(list: &RwLock<Vec<Arc<T>>>, f: Arc<T>) -> bool {
 }
 
 /// The plugin being installed: register callbacks, hooks, exports and
-/// events here. Callbacks may also be registered later, from other
-/// callbacks, through the same methods.
+/// events here. Hooks made here are attached to blocks and instructions
+/// later, from the translation callback.
 pub struct Install {
     _private: (),
 }
