@@ -69,6 +69,9 @@ type ExitFn = dyn Fn() + Send + Sync;
 struct Registry {
     vcpu_init: RwLock<Vec<Arc<VcpuFn>>>,
     vcpu_exit: RwLock<Vec<Arc<VcpuFn>>>,
+    vcpu_idle: RwLock<Vec<Arc<VcpuFn>>>,
+    vcpu_resume: RwLock<Vec<Arc<VcpuFn>>>,
+    flush: RwLock<Vec<Arc<ExitFn>>>,
     translate: RwLock<Vec<Arc<TranslateFn>>>,
     syscall: RwLock<Vec<Arc<SyscallFn>>>,
     syscall_ret: RwLock<Vec<Arc<SyscallRetFn>>>,
@@ -151,6 +154,31 @@ impl Install {
         if push(&registry().vcpu_exit, Arc::new(f)) {
             // SAFETY: as above.
             unsafe { sys::qemu_plugin_register_vcpu_exit_cb(plugin_id(), Some(vcpu_exit)) }
+        }
+    }
+
+    /// Runs `f` when a vCPU goes idle (system mode: it halted and waits).
+    pub fn on_vcpu_idle(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
+        if push(&registry().vcpu_idle, Arc::new(f)) {
+            // SAFETY: as above.
+            unsafe { sys::qemu_plugin_register_vcpu_idle_cb(plugin_id(), Some(vcpu_idle)) }
+        }
+    }
+
+    /// Runs `f` when an idle vCPU resumes.
+    pub fn on_vcpu_resume(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
+        if push(&registry().vcpu_resume, Arc::new(f)) {
+            // SAFETY: as above.
+            unsafe { sys::qemu_plugin_register_vcpu_resume_cb(plugin_id(), Some(vcpu_resume)) }
+        }
+    }
+
+    /// Runs `f` when QEMU flushes its translated code (all vCPUs stopped):
+    /// blocks will be translated, and hooks attached, again.
+    pub fn on_flush(&mut self, f: impl Fn() + Send + Sync + 'static) {
+        if push(&registry().flush, Arc::new(f)) {
+            // SAFETY: as above.
+            unsafe { sys::qemu_plugin_register_flush_cb(plugin_id(), Some(flush)) }
         }
     }
 
@@ -280,6 +308,32 @@ extern "C" fn vcpu_exit(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
         for f in snapshot(&registry().vcpu_exit) {
             let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
             report(f(&mut vcpu), "vCPU exit");
+        }
+    });
+}
+
+extern "C" fn vcpu_idle(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
+    guard("vCPU idle", || {
+        for f in snapshot(&registry().vcpu_idle) {
+            let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
+            report(f(&mut vcpu), "vCPU idle");
+        }
+    });
+}
+
+extern "C" fn vcpu_resume(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
+    guard("vCPU resume", || {
+        for f in snapshot(&registry().vcpu_resume) {
+            let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
+            report(f(&mut vcpu), "vCPU resume");
+        }
+    });
+}
+
+extern "C" fn flush(_id: sys::qemu_plugin_id_t) {
+    guard("flush", || {
+        for f in snapshot(&registry().flush) {
+            f();
         }
     });
 }

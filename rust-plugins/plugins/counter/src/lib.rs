@@ -3,7 +3,7 @@
 //! `-plugin libcounter.so[,mode=inline|callback]`: `inline` (the default)
 //! adds each block's instruction count from generated code, `callback`
 //! calls back into the plugin on every instruction. Both are exact; the
-//! totals are printed at exit.
+//! totals, and how often vCPUs went idle, are printed at exit.
 
 use qemu_xplugin::{Args, Install, RegAccess, Result};
 
@@ -11,6 +11,11 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     let mode: String = args.take_or("mode", "inline".to_owned())?;
     let insns = plugin.counter();
     let blocks = plugin.counter();
+    let idle = plugin.counter();
+    plugin.on_vcpu_idle(move |vcpu| {
+        idle.add(vcpu.index(), 1);
+        Ok(())
+    });
     match mode.as_str() {
         "inline" => plugin.on_translate(move |tb| {
             tb.inline_add(&blocks, 1);
@@ -38,9 +43,10 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     }
     plugin.on_exit(move || {
         qemu_xplugin::outs(&format!(
-            "counter: {} instructions, {} blocks ({mode})\n",
+            "counter: {} instructions, {} blocks ({mode}); vCPUs idled {} times\n",
             insns.sum(),
-            blocks.sum()
+            blocks.sum(),
+            idle.sum()
         ));
     });
     Ok(())
