@@ -1,13 +1,12 @@
 /*
- * Bare-metal x86_64 test guest (see boot.S): the same targets as the
- * user-mode guest, plus a syscall instruction handled by its own LSTAR
+ * Bare-metal x86_64 test guest (see boot.S): the targets of
+ * ../common/targets.h, plus a syscall instruction handled by its own LSTAR
  * entry. Output goes to the debug console (port 0xe9); main's return value
  * becomes QEMU's exit status (2 * value + 1).
  */
 #include <stdint.h>
 
-int body_ran;
-char message[32] = "hello";
+#include "../common/targets.h"
 
 static void outb(uint16_t port, uint8_t value)
 {
@@ -36,17 +35,6 @@ static void print_int(long value)
         buf[--i] = '-';
     }
     print(&buf[i]);
-}
-
-__attribute__((noipa)) int is_licensed(void)
-{
-    body_ran++;
-    return 0;
-}
-
-__attribute__((noipa)) int compute(int x)
-{
-    return x * 2;
 }
 
 __attribute__((noipa)) void show(void)

@@ -1,7 +1,6 @@
 /*
- * User-mode guest for the plugin tests: a function a hook skips, one whose
- * argument an injector rewrites, a buffer an injector overwrites, and a
- * made-up syscall a filter can fake. Every line it prints is checked.
+ * User-mode guest for the plugin tests: the targets of ../common/targets.h
+ * and a made-up syscall a filter can fake. Every line it prints is checked.
  */
 #include <stdio.h>
 #include <unistd.h>
@@ -9,19 +8,7 @@
 /* No such syscall: Linux returns -ENOSYS, unless a plugin fakes it. */
 #define MADE_UP_SYSCALL 1000
 
-int body_ran;
-char message[32] = "hello";
-
-__attribute__((noipa)) int is_licensed(void)
-{
-    body_ran++;
-    return 0;
-}
-
-__attribute__((noipa)) int compute(int x)
-{
-    return x * 2;
-}
+#include "../common/targets.h"
 
 __attribute__((noipa)) void show(void)
 {

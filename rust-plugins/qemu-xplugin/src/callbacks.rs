@@ -294,40 +294,31 @@ impl Install {
     }
 }
 
-extern "C" fn vcpu_init(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
-    guard("vCPU init", || {
-        for f in snapshot(&registry().vcpu_init) {
+/// Runs the closures of a vCPU event (init, exit, idle, resume), where QEMU
+/// allows register access but not redirection.
+fn run_vcpu_callbacks(list: &RwLock<Vec<Arc<VcpuFn>>>, vcpu_index: c_uint, what: &str) {
+    guard(what, || {
+        for f in snapshot(list) {
             let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
-            report(f(&mut vcpu), "vCPU init");
+            report(f(&mut vcpu), what);
         }
     });
+}
+
+extern "C" fn vcpu_init(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
+    run_vcpu_callbacks(&registry().vcpu_init, vcpu_index, "vCPU init");
 }
 
 extern "C" fn vcpu_exit(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
-    guard("vCPU exit", || {
-        for f in snapshot(&registry().vcpu_exit) {
-            let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
-            report(f(&mut vcpu), "vCPU exit");
-        }
-    });
+    run_vcpu_callbacks(&registry().vcpu_exit, vcpu_index, "vCPU exit");
 }
 
 extern "C" fn vcpu_idle(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
-    guard("vCPU idle", || {
-        for f in snapshot(&registry().vcpu_idle) {
-            let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
-            report(f(&mut vcpu), "vCPU idle");
-        }
-    });
+    run_vcpu_callbacks(&registry().vcpu_idle, vcpu_index, "vCPU idle");
 }
 
 extern "C" fn vcpu_resume(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
-    guard("vCPU resume", || {
-        for f in snapshot(&registry().vcpu_resume) {
-            let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
-            report(f(&mut vcpu), "vCPU resume");
-        }
-    });
+    run_vcpu_callbacks(&registry().vcpu_resume, vcpu_index, "vCPU resume");
 }
 
 extern "C" fn flush(_id: sys::qemu_plugin_id_t) {
