@@ -42,7 +42,7 @@ export CCACHE_NOHASHDIR := 1
 export QEMU_SYSTEM QEMU_USER QEMU_BUILD
 
 .PHONY: deps qemu-src qemu reset-qemu-src export-patches check-exported \
-	check-patches check-patches-build check-upstream rust check-rust \
+	check-patches check-patches-build check-upstream rust check-rust linux-guest \
 	lint-rust test demo bench clean \
 	distclean FORCE
 
@@ -114,8 +114,17 @@ check-upstream: qemu
 rust: qemu
 	cargo build --workspace --release
 
+# The Linux test guest: Debian's kernel and a busybox initramfs.
+LINUX_GUEST_DIR := $(BUILD)/linux
+export LINUX_GUEST_DIR
+
+linux-guest: $(LINUX_GUEST_DIR)/initramfs.gz
+
+$(LINUX_GUEST_DIR)/initramfs.gz: ci/linux-guest.sh rust-plugins/guests/linux/init $(DEPS_STAMP)
+	$(TOP)/ci/linux-guest.sh $(LINUX_GUEST_DIR)
+
 # The integration tests load the plugins from target/debug: build them first.
-check-rust: qemu
+check-rust: qemu linux-guest
 	cargo build --workspace
 	cargo test --workspace
 

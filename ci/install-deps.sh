@@ -12,13 +12,14 @@ MESON_VERSION=1.9.0
 PYCOTAP_VERSION=1.3.1
 
 # Build: ninja, glib, pixman, fdt, capstone, flex/bison, ccache.
-# Rust bindings: libclang-dev (bindgen). Guests: gcc/libc static archives.
+# Rust bindings: libclang-dev (bindgen). Guests: gcc/libc static archives;
+# cpio packs the Linux guest's initramfs.
 # Firmware: seabios (bios-256k.bin), ipxe-qemu (efi-e1000.rom),
 # qemu-system-data (pvh.bin, multiboot_dma.bin, linuxboot_dma.bin, ...).
 packages=(
     build-essential git python3 python3-venv ninja-build pkg-config
     libglib2.0-dev libpixman-1-dev libfdt-dev libcapstone-dev flex bison ccache
-    libclang-dev
+    libclang-dev cpio
     seabios ipxe-qemu qemu-system-data
 )
 

@@ -173,6 +173,34 @@ impl Qemu {
         }
     }
 
+    /// `qemu-system-x86_64` booting the Linux test guest (Debian's kernel,
+    /// a busybox initramfs running `rust-plugins/guests/linux/init`); the
+    /// serial console is the guest's output.
+    pub fn linux(vcpus: u32) -> Self {
+        let dir = std::env::var_os("LINUX_GUEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| top().join("build/linux"));
+        let how = "build the Linux guest with `make linux-guest` (or set LINUX_GUEST_DIR)";
+        let kernel = existing(dir.join("vmlinuz"), how);
+        let initrd = existing(dir.join("initramfs.gz"), how);
+        let output = TempFile::new("serial");
+        let mut cmd = Command::new(qemu("QEMU_SYSTEM", "qemu-system-x86_64"));
+        cmd.args(["-nodefaults", "-display", "none", "-no-reboot", "-m", "256"])
+            .args(["-smp", &vcpus.to_string()])
+            .arg("-kernel")
+            .arg(kernel)
+            .arg("-initrd")
+            .arg(initrd)
+            .args(["-append", "console=ttyS0 quiet panic=-1"])
+            .arg("-serial")
+            .arg(format!("file:{}", output.0.display()));
+        Self {
+            cmd,
+            guest_output: Some(output),
+            plugins: Vec::new(),
+        }
+    }
+
     /// Loads plugin crate `spec`: `"crate"` or `"crate,key=value,..."`.
     pub fn plugin(mut self, spec: &str) -> Self {
         let (name, args) = spec.split_once(',').unwrap_or((spec, ""));

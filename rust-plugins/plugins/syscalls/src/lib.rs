@@ -1,0 +1,287 @@
+//! Syscall provider for x86_64 Linux guests in system emulation.
+//!
+//! `-plugin libsyscalls.so`: fires `enter` and `return` events (types in
+//! the `syscalls-api` crate) for every `syscall` and `int 0x80` a guest
+//! process executes. Entry is seen on the instruction itself, before the
+//! kernel runs; return on the first instruction after it, when the kernel
+//! has returned to the same thread (same address space and TLS base).
+//! Subscribers may rewrite the arguments and the return value; the provider
+//! writes the changes back to the guest's registers.
+//!
+//! Process names come from the `execve` calls the provider sees (the
+//! basename of `argv[0]`, as the kernel's `comm` is the basename of the
+//! file) and are inherited across `fork`: kernel memory is not read, so
+//! processes started before the plugin are `?`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use qemu_xplugin::{Args, Event, Install, RegAccess, Result, Vcpu};
+use syscalls_api::{
+    first_arg_is_path, nr, second_arg_is_path, Caller, Comm, SyscallEnter, SyscallReturn,
+    ENTER_EVENT, RETURN_EVENT,
+};
+
+/// `syscall` and `int 0x80`.
+const SYSCALL: [u8; 2] = [0x0f, 0x05];
+const INT80: [u8; 2] = [0xcd, 0x80];
+
+/// Argument registers of the 64-bit and of the 32-bit (`int 0x80`) ABI.
+const ARGS64: [&str; 6] = ["rdi", "rsi", "rdx", "r10", "r8", "r9"];
+const ARGS32: [&str; 6] = ["rbx", "rcx", "rdx", "rsi", "rdi", "rbp"];
+
+/// CR3 without the PCID (low 12 bits) and no-flush (bit 63) bits.
+const ASID_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// A syscall that entered and has not returned yet.
+struct Pending {
+    return_pc: u64,
+    compat: bool,
+    nr: u64,
+    args: [u64; 6],
+}
+
+/// A process creation seen on entry, whose result is still to come.
+#[derive(Clone, Copy)]
+enum Spawn {
+    /// `execve` from address space `from`: the next syscall from another
+    /// address space is the new program's.
+    Exec { from: u64, name: Comm },
+    /// `fork`/`clone` from `from`: the next return from another address
+    /// space with no syscall pending is the child's.
+    Fork { from: u64, name: Comm },
+}
+
+#[derive(Default)]
+struct State {
+    /// Addresses right after a syscall instruction.
+    return_sites: HashSet<u64>,
+    /// By (address space, thread).
+    pending: HashMap<(u64, u64), Pending>,
+    /// Process names by address space.
+    names: HashMap<u64, Comm>,
+    spawn: Option<Spawn>,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    let mut guard = STATE.lock().unwrap_or_else(PoisonError::into_inner);
+    f(guard.get_or_insert_with(State::default))
+}
+
+impl State {
+    fn name(&self, asid: u64) -> Comm {
+        self.names.get(&asid).copied().unwrap_or(Comm::new("?"))
+    }
+}
+
+/// Who is running: the address space and the thread, with the name known
+/// for the address space. The names are a heuristic that holds while
+/// processes are created one at a time (as a shell does): an address space
+/// the kernel reuses takes the name of the program created in it.
+fn caller(vcpu: &Vcpu, state: &State) -> Result<Caller> {
+    let asid = vcpu.read_register_u64("cr3")? & ASID_MASK;
+    Ok(Caller {
+        vcpu_index: vcpu.index(),
+        asid,
+        thread: vcpu.read_register_u64("fs_base")?,
+        comm: state.name(asid),
+    })
+}
+
+fn current(vcpu: &Vcpu) -> Result<Caller> {
+    with_state(|state| caller(vcpu, state))
+}
+
+fn read_string(vcpu: &Vcpu, addr: u64, out: &mut [u8]) {
+    // Byte by byte up to a page boundary at a time would be faster; paths
+    // are short and read once per call.
+    let max = out.len() - 1;
+    for (i, slot) in out.iter_mut().take(max).enumerate() {
+        match vcpu.read_memory(addr + i as u64, 1) {
+            Ok(byte) if byte[0] != 0 => *slot = byte[0],
+            _ => break,
+        }
+    }
+}
+
+fn on_entry(vcpu: &mut Vcpu, event: &Event<SyscallEnter>, compat: bool, pc: u64) -> Result<()> {
+    let regs = if compat { ARGS32 } else { ARGS64 };
+    let nr = vcpu.read_register_u64("rax")?;
+    let mut args = [0u64; 6];
+    for (arg, reg) in args.iter_mut().zip(regs) {
+        *arg = vcpu.read_register_u64(reg)?;
+        if compat {
+            *arg &= 0xffff_ffff;
+        }
+    }
+    let caller = {
+        let mut caller = current(vcpu)?;
+        with_state(|state| {
+            if let Some(Spawn::Exec { from, name }) = state.spawn {
+                if from != caller.asid {
+                    // The first syscall of the program execve started.
+                    state.names.remove(&from);
+                    state.names.insert(caller.asid, name);
+                    state.spawn = None;
+                    caller.comm = name;
+                }
+            }
+        });
+        caller
+    };
+    let mut data = SyscallEnter {
+        caller,
+        pc,
+        compat,
+        nr,
+        args,
+        path: [0; 256],
+        argv0: [0; 64],
+    };
+    if !compat && first_arg_is_path(nr) {
+        read_string(vcpu, args[0], &mut data.path);
+    } else if !compat && second_arg_is_path(nr) {
+        read_string(vcpu, args[1], &mut data.path);
+    }
+    if !compat && nr == nr::EXECVE {
+        if let Ok(argv) = vcpu.read_memory(args[1], 8) {
+            let argv0 = u64::from_le_bytes(argv.try_into().expect("8 bytes"));
+            read_string(vcpu, argv0, &mut data.argv0);
+        }
+    }
+
+    event.fire(&mut data);
+
+    for ((old, new), reg) in args.iter().zip(data.args).zip(regs) {
+        if *old != new {
+            vcpu.write_register_u64(reg, new)?;
+        }
+    }
+    let asid = data.caller.asid;
+    let comm = data.caller.comm;
+    with_state(|state| {
+        if !compat {
+            match nr {
+                nr::EXECVE | nr::EXECVEAT => {
+                    // argv[0]: busybox runs its applets as /proc/self/exe.
+                    let program = data.argv0().or(data.path()).unwrap_or("?");
+                    let base = program.rsplit('/').next().unwrap_or(program);
+                    state.spawn = Some(Spawn::Exec {
+                        from: asid,
+                        name: Comm::new(base),
+                    });
+                }
+                nr::CLONE | nr::FORK | nr::VFORK | nr::CLONE3 => {
+                    state.spawn = Some(Spawn::Fork {
+                        from: asid,
+                        name: comm,
+                    });
+                }
+                nr::EXIT_GROUP => {
+                    state.names.remove(&asid);
+                }
+                _ => {}
+            }
+        }
+        state.pending.insert(
+            (asid, data.caller.thread),
+            Pending {
+                return_pc: pc + 2,
+                compat,
+                nr,
+                args: data.args,
+            },
+        );
+    });
+    Ok(())
+}
+
+fn on_return(vcpu: &mut Vcpu, event: &Event<SyscallReturn>, pc: u64) -> Result<()> {
+    let mut caller = current(vcpu)?;
+    let pending = with_state(|state| {
+        let key = (caller.asid, caller.thread);
+        match state.pending.get(&key) {
+            Some(p) if p.return_pc == pc => state.pending.remove(&key),
+            _ => {
+                if let Some(Spawn::Fork { from, name }) = state.spawn {
+                    if from != caller.asid {
+                        // A fork's child, returning from the parent's call.
+                        state.names.insert(caller.asid, name);
+                        state.spawn = None;
+                        caller.comm = name;
+                    }
+                }
+                None
+            }
+        }
+    });
+    // Reached without a syscall of this thread (a jump, a fork's child).
+    let Some(pending) = pending else {
+        return Ok(());
+    };
+    let raw = vcpu.read_register_u64("rax")?;
+    let ret = if pending.compat {
+        raw as u32 as i32 as i64
+    } else {
+        raw as i64
+    };
+    let mut data = SyscallReturn {
+        caller,
+        compat: pending.compat,
+        nr: pending.nr,
+        args: pending.args,
+        ret,
+    };
+    event.fire(&mut data);
+    if data.ret != ret {
+        vcpu.write_register_u64("rax", data.ret as u64)?;
+    }
+    Ok(())
+}
+
+fn install(plugin: &mut Install, _args: &mut Args) -> Result<()> {
+    let info = plugin.info();
+    if !info.system_emulation || info.target != "x86_64" {
+        return Err(format!(
+            "needs qemu-system-x86_64, not {} {}",
+            info.target,
+            if info.system_emulation {
+                "system"
+            } else {
+                "user"
+            }
+        )
+        .into());
+    }
+    let enter = plugin.create_event::<SyscallEnter>(ENTER_EVENT)?;
+    let exit = plugin.create_event::<SyscallReturn>(RETURN_EVENT)?;
+
+    plugin.on_translate(move |tb| {
+        let start = tb.vaddr();
+        if with_state(|state| state.return_sites.contains(&start)) {
+            if let Some(first) = tb.insns().next() {
+                first.on_exec_fn(RegAccess::ReadWrite, move |vcpu| {
+                    on_return(vcpu, &exit, start)
+                });
+            }
+        }
+        for insn in tb.insns() {
+            let bytes = insn.bytes();
+            let compat = match bytes.as_slice() {
+                b if b == SYSCALL => false,
+                b if b == INT80 => true,
+                _ => continue,
+            };
+            let pc = insn.vaddr();
+            with_state(|state| state.return_sites.insert(pc + 2));
+            insn.on_exec_fn(RegAccess::ReadWrite, move |vcpu| {
+                on_entry(vcpu, &enter, compat, pc)
+            });
+        }
+    });
+    Ok(())
+}
+
+qemu_xplugin::plugin!(install);

@@ -1,0 +1,98 @@
+//! The syscalls provider and its consumers on a real Linux guest (Debian's
+//! kernel, a busybox initramfs), under `qemu-system-x86_64`.
+
+use std::sync::Mutex;
+
+use xplugin_tests::{run_user, Qemu, Run};
+
+/// One Linux boot at a time: in parallel on 2 cores they slow each other
+/// down to no purpose.
+static BOOT: Mutex<()> = Mutex::new(());
+
+fn boot(qemu: Qemu) -> Run {
+    let _one_at_a_time = BOOT.lock().unwrap_or_else(|e| e.into_inner());
+    qemu.run()
+}
+
+fn assert_workload_ran(run: &Run) {
+    run.assert_code(0)
+        .assert_stdout_line("workload: start")
+        .assert_stdout_line("workload: done");
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("uname: 6.")),
+        "no uname line:\n{run:#?}"
+    );
+}
+
+#[test]
+fn linux_boots_and_runs_the_workload() {
+    let run = boot(Qemu::linux(1));
+    assert_workload_ran(&run);
+    run.assert_stdout_line("exit status of sh: 3");
+    assert!(
+        !run.stdout.contains("pid of sh: 4242"),
+        "the pid is the kernel's:\n{run:#?}"
+    );
+}
+
+#[test]
+fn subscribers_rewrite_a_return_value_and_an_argument() {
+    let run = boot(
+        Qemu::linux(1)
+            .plugin("syscall-override,proc=sh,getpid=4242,exit_code=42")
+            .plugin("syscalls"),
+    );
+    assert_workload_ran(&run);
+    run.assert_stdout_line("pid of sh: 4242")
+        .assert_stdout_line("exit status of sh: 42")
+        .assert_log_contains("syscall-override: INFO sh: getpid() = ")
+        .assert_log_contains("syscall-override: INFO sh: exit_group(3) -> exit_group(42)");
+}
+
+#[test]
+fn strace_logs_every_process_with_names() {
+    let run = boot(Qemu::linux(2).plugin("strace").plugin("syscalls"));
+    assert_workload_ran(&run);
+    // The workload's commands, as the shell runs them.
+    run.assert_log_contains("execve(\"/bin/uname\"")
+        .assert_log_contains("execve(\"/bin/sh\"");
+    // uname(2) as the uname program makes it, and its result.
+    assert!(
+        run.log
+            .lines()
+            .any(|l| l.starts_with("[uname ") && l.contains("] uname(") && l.ends_with(" = 0")),
+        "no uname() call by uname:\n{}",
+        run.log
+    );
+    assert!(
+        run.log
+            .lines()
+            .any(|l| l.starts_with("[sh ") && l.contains("] getpid(")),
+        "no getpid() by sh:\n{}",
+        run.log
+    );
+}
+
+#[test]
+fn strace_filters_by_process_name() {
+    let run = boot(
+        Qemu::linux(1)
+            .plugin("strace,proc=uname")
+            .plugin("syscalls"),
+    );
+    assert_workload_ran(&run);
+    let lines: Vec<&str> = run.log.lines().collect();
+    assert!(lines.len() > 3, "{run:#?}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("[uname ")),
+        "{}",
+        run.log
+    );
+}
+
+#[test]
+fn the_provider_needs_system_emulation() {
+    let run = run_user(&["syscalls"], xplugin_tests::guests::user::PATH);
+    run.assert_code(1)
+        .assert_stderr_contains("syscalls: needs qemu-system-x86_64, not x86_64 user");
+}
