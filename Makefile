@@ -136,7 +136,7 @@ lint-rust: qemu
 
 # The plugins change the bundled guests and talk to each other; the demo
 # prints each change as before -> after.
-demo: qemu
+demo: qemu linux-guest
 	cargo build --workspace
 	cargo run -q -p xplugin-tests --bin demo
 
