@@ -108,6 +108,9 @@ prepare_from_tarball() {
     version=$(cat "$tmp/VERSION" 2>/dev/null || true)
     [ "$version" = "$QEMU_VERSION" ] || die "$tarball holds QEMU '$version', expected $QEMU_VERSION"
     git -C "$tmp" init -q -b work
+    # A detached automatic gc after the big first commit would hold HEAD.lock
+    # (reflog expire) while the next commit runs.
+    git -C "$tmp" config gc.auto 0
     QEMU_SRC=$tmp ensure_identity
     git -C "$tmp" add -A -f
     GIT_AUTHOR_DATE="2000-01-01T00:00:00+0000" GIT_COMMITTER_DATE="2000-01-01T00:00:00+0000" \
@@ -122,6 +125,7 @@ prepare_from_submodule() {
         die "submodule qemu/ does not contain commit $QEMU_BASE_COMMIT"
     say "cloning the qemu submodule at $QEMU_BASE_COMMIT"
     git clone -q --no-checkout "$sub" "$QEMU_SRC"
+    git_src config gc.auto 0
     git_src checkout -q -b work "$QEMU_BASE_COMMIT"
     git_src tag qemu-base
     ensure_identity
