@@ -29,10 +29,6 @@ pub trait ExternFn: Copy + Send + Sync + 'static + private::Sealed {
     /// `ptr` is a function of exactly this type.
     #[doc(hidden)]
     unsafe fn from_ptr(ptr: *mut c_void) -> Self;
-
-    /// The address to hand to C.
-    #[doc(hidden)]
-    fn to_ptr(self) -> *const c_void;
 }
 
 mod private {
@@ -47,10 +43,6 @@ macro_rules! extern_fn {
                 // SAFETY: the caller guarantees the type; function and data
                 // pointers have the same size on every host QEMU supports.
                 unsafe { std::mem::transmute::<*mut c_void, Self>(ptr) }
-            }
-
-            fn to_ptr(self) -> *const c_void {
-                self as *const c_void
             }
         }
     };
@@ -236,8 +228,9 @@ impl Install {
     /// Exports `function` under `name`, for other plugins to
     /// [`Install::import`]. The function itself must be visible to QEMU:
     /// define it `#[no_mangle] pub extern "C" fn name(...)`.
-    pub fn export<F: ExternFn>(&mut self, name: &str, function: F) -> Result<()> {
-        let _ = function.to_ptr();
+    ///
+    /// The function argument only names its type: the export is by name.
+    pub fn export<F: ExternFn>(&mut self, name: &str, _function: F) -> Result<()> {
         declare(format!("fn {name}"), type_name::<F>().to_owned())
     }
 
