@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int};
 use qemu_xplugin_sys as sys;
 
 use crate::callbacks::{set_plugin, PluginInfo};
-use crate::ffi::{self, catch};
+use crate::ffi;
 use crate::{Args, Install, Result};
 
 /// `qemu_plugin_name`: the name as a NUL-terminated byte array.
@@ -82,7 +82,8 @@ pub unsafe fn install(
     };
     set_plugin(id, name, info);
 
-    let result = catch(|| {
+    ffi::install_panic_hook();
+    let result = (|| -> Result<()> {
         let mut args = Args::parse(&raw_args)?;
         let level = args
             .take::<String>("log")?
@@ -94,7 +95,7 @@ pub unsafe fn install(
         crate::log::init(level);
         install(&mut Install::new(), &mut args)?;
         args.finish()
-    });
+    })();
     match result {
         Ok(()) => 0,
         Err(err) => {

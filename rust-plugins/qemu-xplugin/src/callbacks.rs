@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use qemu_xplugin_sys as sys;
 
-use crate::ffi::guard;
+use crate::ffi::in_callback;
 use crate::translate::{report, ExecHook, MemHook, MemRw, Tb};
 use crate::vcpu::{apply_redirect, RegAccess, Vcpu};
 use crate::{Counter, Result};
@@ -297,7 +297,7 @@ impl Install {
 /// Runs the closures of a vCPU event (init, exit, idle, resume), where QEMU
 /// allows register access but not redirection.
 fn run_vcpu_callbacks(list: &RwLock<Vec<Arc<VcpuFn>>>, vcpu_index: c_uint, what: &str) {
-    guard(what, || {
+    in_callback(|| {
         for f in snapshot(list) {
             let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
             report(f(&mut vcpu), what);
@@ -322,7 +322,7 @@ extern "C" fn vcpu_resume(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
 }
 
 extern "C" fn flush(_id: sys::qemu_plugin_id_t) {
-    guard("flush", || {
+    in_callback(|| {
         for f in snapshot(&registry().flush) {
             f();
         }
@@ -330,7 +330,7 @@ extern "C" fn flush(_id: sys::qemu_plugin_id_t) {
 }
 
 extern "C" fn translate(_id: sys::qemu_plugin_id_t, tb: *mut sys::qemu_plugin_tb) {
-    guard("translation", || {
+    in_callback(|| {
         let tb = Tb::new(tb);
         for f in snapshot(&registry().translate) {
             f(&tb);
@@ -340,12 +340,8 @@ extern "C" fn translate(_id: sys::qemu_plugin_id_t, tb: *mut sys::qemu_plugin_tb
 
 /// Runs callbacks that may redirect the vCPU; the first redirect wins and
 /// ends the list, as it would in QEMU.
-fn run_redirecting(
-    vcpu_index: c_uint,
-    what: &str,
-    mut each: impl FnMut(&mut Vcpu) -> bool,
-) -> Option<u64> {
-    guard(what, || {
+fn run_redirecting(vcpu_index: c_uint, mut each: impl FnMut(&mut Vcpu) -> bool) -> Option<u64> {
+    in_callback(|| {
         let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWritePc);
         while each(&mut vcpu) {
             if let Some(pc) = vcpu.take_redirect() {
@@ -376,7 +372,7 @@ extern "C" fn syscall(
     };
     let list = snapshot(&registry().syscall);
     let mut next = list.iter();
-    let redirect = run_redirecting(vcpu_index, "syscall", |vcpu| match next.next() {
+    let redirect = run_redirecting(vcpu_index, |vcpu| match next.next() {
         Some(f) => {
             report(f(vcpu, &call), "syscall");
             true
@@ -390,7 +386,7 @@ extern "C" fn syscall(
 extern "C" fn syscall_ret(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint, num: i64, ret: i64) {
     let list = snapshot(&registry().syscall_ret);
     let mut next = list.iter();
-    let redirect = run_redirecting(vcpu_index, "syscall return", |vcpu| match next.next() {
+    let redirect = run_redirecting(vcpu_index, |vcpu| match next.next() {
         Some(f) => {
             report(f(vcpu, num, ret), "syscall return");
             true
@@ -423,7 +419,7 @@ extern "C" fn syscall_filter(
         num,
         args: [a1, a2, a3, a4, a5, a6, a7, a8],
     };
-    let (ret, redirect) = guard("syscall filter", || {
+    let (ret, redirect) = in_callback(|| {
         let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWritePc);
         let ret = f(&mut vcpu, &call);
         (ret, vcpu.take_redirect())
@@ -454,7 +450,7 @@ extern "C" fn discontinuity(
     let event = Discontinuity { kind, from, to };
     let list = snapshot(&registry().discon);
     let mut next = list.iter();
-    let redirect = run_redirecting(vcpu_index, "discontinuity", |vcpu| match next.next() {
+    let redirect = run_redirecting(vcpu_index, |vcpu| match next.next() {
         Some(f) => {
             report(f(vcpu, &event), "discontinuity");
             true
@@ -466,7 +462,7 @@ extern "C" fn discontinuity(
 }
 
 extern "C" fn at_exit(_id: sys::qemu_plugin_id_t, _udata: *mut c_void) {
-    guard("exit", || {
+    in_callback(|| {
         for f in snapshot(&registry().exit) {
             f();
         }

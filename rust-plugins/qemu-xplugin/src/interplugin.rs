@@ -16,7 +16,7 @@ use std::sync::{Mutex, OnceLock};
 use qemu_xplugin_sys as sys;
 
 use crate::callbacks::plugin_id;
-use crate::ffi::{self, c_string, guard};
+use crate::ffi::{self, c_string, in_callback};
 use crate::{Error, Install, Result};
 
 /// The types exported functions can have: `extern "C" fn` pointers of up to
@@ -77,7 +77,7 @@ fn declare(key: String, signature: String) -> Result<()> {
 /// `key` (`"fn NAME"` or `"event NAME"`), or NULL.
 #[no_mangle]
 pub extern "C" fn qemu_xplugin_signature(key: *const c_char) -> *const c_char {
-    guard("signature lookup", || {
+    in_callback(|| {
         // SAFETY: importers pass a NUL-terminated key.
         let Some(key) = (unsafe { ffi::copy_c_str(key) }) else {
             return ptr::null();
@@ -221,7 +221,7 @@ type EventFn = dyn Fn(*mut c_void) + Send + Sync;
 extern "C" fn event_trampoline(ev_data: *mut c_void, udata: *mut c_void) {
     // SAFETY: udata is the leaked closure of a Subscription.
     let f = unsafe { &*(udata as *const Box<EventFn>) };
-    guard("event", || f(ev_data));
+    in_callback(|| f(ev_data));
 }
 
 impl Install {

@@ -5,48 +5,56 @@ use std::marker::PhantomData;
 
 use qemu_xplugin_sys as sys;
 
-use crate::ffi::{self, guard};
+use crate::ffi::{self, in_callback};
 use crate::vcpu::{apply_redirect, RegAccess, Vcpu};
 use crate::{Counter, Result};
 
-type ExecFn = dyn Fn(&mut Vcpu) -> Result<()> + Send + Sync;
 type MemFn = dyn Fn(&mut Vcpu, &MemAccess) -> Result<()> + Send + Sync;
 
 /// A closure to run when an instruction or block executes, made once with
 /// [`crate::Install::exec_hook`] and attached to any number of them. It lives
-/// as long as the plugin, so attaching it allocates nothing.
+/// as long as the plugin, so attaching it allocates nothing, and its
+/// trampoline is made for its closure type, so the closure is inlined into
+/// the function QEMU calls.
 #[derive(Clone, Copy)]
 pub struct ExecHook {
-    inner: &'static ExecInner,
+    access: RegAccess,
+    trampoline: extern "C" fn(c_uint, *mut c_void),
+    /// The leaked `ExecData<F>` of the trampoline's `F`.
+    data: usize,
 }
 
-struct ExecInner {
+struct ExecData<F> {
     access: RegAccess,
-    f: Box<ExecFn>,
+    f: F,
 }
 
 impl ExecHook {
-    pub(crate) fn new(
-        access: RegAccess,
-        f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static,
-    ) -> Self {
+    pub(crate) fn new<F>(access: RegAccess, f: F) -> Self
+    where
+        F: Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static,
+    {
+        let data: &'static ExecData<F> = Box::leak(Box::new(ExecData { access, f }));
         Self {
-            inner: Box::leak(Box::new(ExecInner {
-                access,
-                f: Box::new(f),
-            })),
+            access,
+            trampoline: exec_trampoline::<F>,
+            data: data as *const ExecData<F> as usize,
         }
     }
 
     fn udata(&self) -> *mut c_void {
-        (self.inner as *const ExecInner).cast_mut().cast()
+        self.data as *mut c_void
     }
 }
 
-extern "C" fn exec_trampoline(vcpu_index: c_uint, udata: *mut c_void) {
-    // SAFETY: udata is the leaked, never freed ExecInner of an ExecHook.
-    let hook = unsafe { &*(udata as *const ExecInner) };
-    let redirect = guard("execution", || {
+extern "C" fn exec_trampoline<F>(vcpu_index: c_uint, udata: *mut c_void)
+where
+    F: Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static,
+{
+    // SAFETY: udata is the leaked, never freed ExecData<F> of an ExecHook
+    // made with this trampoline.
+    let hook = unsafe { &*(udata as *const ExecData<F>) };
+    let redirect = in_callback(|| {
         let mut vcpu = Vcpu::new(vcpu_index, hook.access);
         report((hook.f)(&mut vcpu), "execution");
         vcpu.take_redirect()
@@ -125,7 +133,7 @@ extern "C" fn mem_trampoline(
 ) {
     // SAFETY: udata is the leaked, never freed MemInner of a MemHook.
     let hook = unsafe { &*(udata as *const MemInner) };
-    let redirect = guard("memory", || {
+    let redirect = in_callback(|| {
         // SAFETY: info is the handle QEMU passed to this callback.
         let access = unsafe {
             let value = sys::qemu_plugin_mem_get_value(info);
@@ -156,10 +164,17 @@ extern "C" fn mem_trampoline(
 }
 
 /// An error a callback returned: logged, the guest goes on.
+#[inline(always)]
 pub(crate) fn report(result: Result<()>, what: &str) {
     if let Err(err) = result {
-        tracing::error!("{what} callback: {err}");
+        report_error(&err, what);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn report_error(err: &crate::Error, what: &str) {
+    tracing::error!("{what} callback: {err}");
 }
 
 /// A translation block being translated. Valid during the translation
@@ -209,8 +224,8 @@ impl<'a> Tb<'a> {
         unsafe {
             sys::qemu_plugin_register_vcpu_tb_exec_cb(
                 self.raw,
-                Some(exec_trampoline),
-                hook.inner.access.flags(),
+                Some(hook.trampoline),
+                hook.access.flags(),
                 hook.udata(),
             )
         }
@@ -290,8 +305,8 @@ impl Insn<'_> {
         unsafe {
             sys::qemu_plugin_register_vcpu_insn_exec_cb(
                 self.raw,
-                Some(exec_trampoline),
-                hook.inner.access.flags(),
+                Some(hook.trampoline),
+                hook.access.flags(),
                 hook.udata(),
             )
         }

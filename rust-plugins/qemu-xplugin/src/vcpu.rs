@@ -227,17 +227,23 @@ impl Vcpu {
 
 /// Redirects the vCPU now. Call it last, from the C trampoline, once every
 /// Rust value that needs dropping is gone: on success QEMU longjmps out.
+#[inline]
 pub(crate) fn apply_redirect(pc: Option<u64>) {
     if let Some(pc) = pc {
-        // SAFETY: called from a vCPU callback that QEMU allows to redirect
-        // (the SDK registered it so); no Rust frame above holds a value with
-        // a destructor, so the longjmp skips nothing that needs to run.
-        unsafe { sys::qemu_plugin_set_pc(pc) };
-        ffi::outs(&format!(
-            "{}: QEMU refused to set the PC to {pc:#x} in this callback\n",
-            crate::plugin_name()
-        ));
+        redirect(pc);
     }
+}
+
+#[cold]
+fn redirect(pc: u64) {
+    // SAFETY: called from a vCPU callback that QEMU allows to redirect (the
+    // SDK registered it so); no Rust frame above holds a value with a
+    // destructor, so the longjmp skips nothing that needs to run.
+    unsafe { sys::qemu_plugin_set_pc(pc) };
+    ffi::outs(&format!(
+        "{}: QEMU refused to set the PC to {pc:#x} in this callback\n",
+        crate::plugin_name()
+    ));
 }
 
 fn hwaddr_result(

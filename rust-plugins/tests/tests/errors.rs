@@ -118,19 +118,15 @@ fn bad_register_and_memory_accesses_are_errors() {
 
 #[test]
 fn a_panic_stops_qemu_with_a_message() {
-    let run = misbehave("panic-in-callback", false);
-    run.assert_code(1);
-    assert!(
-        run.stderr.contains(
-            "misbehave: panic in execution callback: deliberate panic in a callback; stopping QEMU"
-        ),
-        "{run:#?}"
-    );
-    let run = misbehave("panic-in-install", false);
-    run.assert_code(1);
-    assert!(
-        run.stderr
-            .contains("misbehave: panic: deliberate panic in install"),
-        "{run:#?}"
-    );
+    for (what, message) in [
+        ("panic-in-callback", "deliberate panic in a callback"),
+        ("panic-in-install", "deliberate panic in install"),
+    ] {
+        let run = misbehave(what, false);
+        run.assert_code(1)
+            .assert_stderr_contains(&format!("misbehave: panic: {message} at "))
+            .assert_stderr_contains("misbehave/src/lib.rs:")
+            .assert_stderr_contains("; stopping QEMU")
+            .assert_log_contains(&format!("misbehave: panic: {message} at "));
+    }
 }
