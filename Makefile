@@ -143,15 +143,42 @@ demo: qemu linux-guest
 ## Benchmarks (never run as tests) --------------------------------------------
 
 BENCH_BUILD := $(BUILD)/bench
+BENCH_RUNS  ?= 5
+PLUGIN_INCLUDES = -I$(QEMU_SRC)/include/qemu $$(pkg-config --cflags glib-2.0)
 
 $(BENCH_BUILD)/libevent_fire.so: ci/bench/event_fire.c $(QEMU_SRC)/include/qemu/qemu-plugin.h | qemu-src
 	@mkdir -p $(@D)
-	cc -O2 -shared -fPIC -Wall -I$(QEMU_SRC)/include/qemu \
-	    $$(pkg-config --cflags glib-2.0) -o $@ $<
+	cc -O2 -shared -fPIC -Wall $(PLUGIN_INCLUDES) -o $@ $<
 
-bench: qemu $(BENCH_BUILD)/libevent_fire.so
+$(BENCH_BUILD)/libmin_counter.so: ci/bench/min_counter.c $(QEMU_SRC)/include/qemu/qemu-plugin.h | qemu-src
+	@mkdir -p $(@D)
+	cc -O2 -shared -fPIC -Wall $(PLUGIN_INCLUDES) -o $@ $<
+
+$(BENCH_BUILD)/loop: ci/bench/loop.c
+	@mkdir -p $(@D)
+	cc -O1 -static -Wall -o $@ $<
+
+# Instruction counters on a 500M-instruction user-mode loop, then the cost
+# of firing a named event. Results: build/bench/counters.json.
+bench: qemu $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so $(BENCH_BUILD)/loop
+	ninja -C $(QEMU_BUILD) test-plugins
+	cargo build -q --release -p counter
+	cargo build -q --release --manifest-path ci/bench/peer-counter/Cargo.toml \
+	    --target-dir $(BENCH_BUILD)/peer
+	@echo "== instruction counters, median of $(BENCH_RUNS) runs"
+	@$(TOP)/ci/bench/counters.sh $(QEMU_USER) $(BENCH_BUILD)/loop $(BENCH_RUNS) \
+	    $(BENCH_BUILD)/counters.json \
+	    "no plugin=-" \
+	    "insn.c inline=$(TEST_PLUGINS)/libinsn.so,inline=true" \
+	    "insn.c callback=$(TEST_PLUGINS)/libinsn.so" \
+	    "minimal C callback=$(BENCH_BUILD)/libmin_counter.so" \
+	    "crates.io qemu-plugin callback=$(BENCH_BUILD)/peer/release/libpeer_counter.so" \
+	    "qemu-xplugin callback=$(TOP)/target/release/libcounter.so,mode=callback" \
+	    "qemu-xplugin inline=$(TOP)/target/release/libcounter.so"
 	@echo "== named events: cost of qemu_plugin_fire_event() per call"
 	@$(QEMU_USER) -plugin $(BENCH_BUILD)/libevent_fire.so /bin/true
+
+TEST_PLUGINS := $(QEMU_BUILD)/tests/tcg/plugins
 
 # Installs what it needs, builds, runs every check; what CI runs.
 test:
