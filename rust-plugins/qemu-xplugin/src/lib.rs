@@ -37,9 +37,10 @@
 //! qemu_xplugin::plugin!(install);
 //! ```
 //!
-//! Plugin authors write no `unsafe`: every call into QEMU is wrapped here,
-//! and a panic in a callback is caught at the boundary, reported, and ends
-//! QEMU with exit status 1 instead of unwinding into C.
+//! Plugin authors write no `unsafe`: every call into QEMU is wrapped here.
+//! A panic is reported (message and location, in QEMU's log and on standard
+//! error) and ends QEMU with exit status 1 before any unwinding starts, so
+//! it never unwinds into C.
 
 mod args;
 mod callbacks;
