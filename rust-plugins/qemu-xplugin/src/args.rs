@@ -226,4 +226,52 @@ mod tests {
         args.take::<u8>("x").unwrap();
         args.finish().unwrap();
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever QEMU passes, parsing and taking never panic, every
+            /// value comes back in order under its key, and finish() fails
+            /// exactly when a key was not taken.
+            #[test]
+            fn parse_take_finish(
+                pairs in proptest::collection::vec(("[a-z_]{1,6}", "[ -~]{0,12}"), 0..12),
+                skip in "[a-z_]{1,6}",
+            ) {
+                let raw: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let mut args = Args::parse(&raw).unwrap();
+                let mut keys: Vec<&String> = pairs.iter().map(|(k, _)| k).collect();
+                keys.sort();
+                keys.dedup();
+                for key in keys.iter().filter(|k| ***k != skip) {
+                    let expected: Vec<&String> =
+                        pairs.iter().filter(|(k, _)| k == *key).map(|(_, v)| v).collect();
+                    let got = args.take_all::<String>(key).unwrap();
+                    prop_assert_eq!(got.iter().collect::<Vec<_>>(), expected);
+                }
+                let skipped = pairs.iter().any(|(k, _)| *k == skip);
+                prop_assert_eq!(args.finish().is_err(), skipped);
+            }
+
+            /// Integers round-trip in decimal and hexadecimal.
+            #[test]
+            fn integers_round_trip(n in any::<u64>(), m in any::<i64>()) {
+                prop_assert_eq!(u64::from_arg(&n.to_string()), Ok(n));
+                prop_assert_eq!(u64::from_arg(&format!("{n:#x}")), Ok(n));
+                prop_assert_eq!(i64::from_arg(&m.to_string()), Ok(m));
+            }
+
+            /// Any text is a value or an error, never a panic.
+            #[test]
+            fn any_text_converts_or_errs(text in "\\PC*") {
+                let _ = u64::from_arg(&text);
+                let _ = i64::from_arg(&text);
+                let _ = u8::from_arg(&text);
+                let _ = bool::from_arg(&text);
+                let _ = Args::parse([text.as_str()]);
+            }
+        }
+    }
 }

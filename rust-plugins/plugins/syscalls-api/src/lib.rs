@@ -246,4 +246,40 @@ mod tests {
         assert!(first_arg_is_path(nr::EXECVE));
         assert!(second_arg_is_path(257));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Event data from another plugin (or a guest's memory) decodes
+            /// to text or nothing, never a panic, and never past a NUL.
+            #[test]
+            fn decoding_event_data(
+                path in proptest::collection::vec(any::<u8>(), 256),
+                argv0 in proptest::collection::vec(any::<u8>(), 64),
+                comm in proptest::collection::vec(any::<u8>(), 16),
+            ) {
+                let enter = SyscallEnter {
+                    caller: Caller { comm: Comm(comm.try_into().unwrap()), ..Caller::default() },
+                    pc: 0,
+                    compat: false,
+                    nr: 0,
+                    args: [0; 6],
+                    path: path.clone().try_into().unwrap(),
+                    argv0: argv0.try_into().unwrap(),
+                };
+                for text in [enter.path(), enter.argv0(), Some(enter.caller.comm.as_str())]
+                    .into_iter()
+                    .flatten()
+                {
+                    prop_assert!(!text.contains('\0'));
+                }
+                match path.iter().position(|&b| b == 0) {
+                    Some(0) => prop_assert_eq!(enter.path(), None),
+                    _ => prop_assert!(enter.path().is_some()),
+                }
+            }
+        }
+    }
 }
