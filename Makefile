@@ -43,6 +43,7 @@ export QEMU_SYSTEM QEMU_USER QEMU_BUILD
 
 .PHONY: deps qemu-src qemu reset-qemu-src export-patches check-exported \
 	check-patches check-patches-build check-upstream rust check-rust linux-guest \
+	check-sanitizers \
 	lint-rust test demo bench clean \
 	distclean FORCE
 
@@ -91,13 +92,17 @@ $(QEMU_BUILD)/config-host.mak: $(DEPS_STAMP) $(BUILD)/configure-args | qemu-src
 	@mkdir -p $(QEMU_BUILD)
 	cd $(QEMU_BUILD) && eval "$(QEMU_SRC)/configure $$(cat $(BUILD)/configure-args)"
 
+# Run from a build tree ($(1)), QEMU looks for firmware under qemu-bundle/.
+define link-firmware
+	@for d in $(subst :, ,$(FIRMWARE_PATH)); do \
+	    mkdir -p $(1)/qemu-bundle$$(dirname $$d); \
+	    ln -sfn $$d $(1)/qemu-bundle$$d; \
+	done
+endef
+
 qemu: qemu-src $(QEMU_BUILD)/config-host.mak
 	ninja -C $(QEMU_BUILD) qemu-system-x86_64 qemu-x86_64
-	@# Run from the build tree, QEMU looks for firmware under qemu-bundle/.
-	@for d in $(subst :, ,$(FIRMWARE_PATH)); do \
-	    mkdir -p $(QEMU_BUILD)/qemu-bundle$$(dirname $$d); \
-	    ln -sfn $$d $(QEMU_BUILD)/qemu-bundle$$d; \
-	done
+	$(call link-firmware,$(QEMU_BUILD))
 
 ## Tests --------------------------------------------------------------------
 
@@ -131,6 +136,23 @@ check-rust: qemu linux-guest
 lint-rust: qemu
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# QEMU built with AddressSanitizer and UBSan (build/qemu-asan), then the
+# plugin integration tests run against it. Not part of `make test`: a
+# second full QEMU build. Leak reports are off: QEMU does not free
+# everything at exit.
+QEMU_ASAN := $(BUILD)/qemu-asan
+check-sanitizers: qemu-src $(BUILD)/configure-args linux-guest
+	@mkdir -p $(QEMU_ASAN)
+	test -f $(QEMU_ASAN)/config-host.mak || (cd $(QEMU_ASAN) && \
+	    eval "$(QEMU_SRC)/configure $$(cat $(BUILD)/configure-args) --enable-asan --enable-ubsan")
+	ninja -C $(QEMU_ASAN) qemu-system-x86_64 qemu-x86_64 test-plugins
+	$(call link-firmware,$(QEMU_ASAN))
+	cargo build --workspace
+	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	QEMU_USER=$(QEMU_ASAN)/qemu-x86_64 QEMU_SYSTEM=$(QEMU_ASAN)/qemu-system-x86_64 \
+	    cargo test -p xplugin-tests
 
 ## Demo and the whole test suite -----------------------------------------------
 
