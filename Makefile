@@ -176,15 +176,21 @@ $(BENCH_BUILD)/libmin_counter.so: ci/bench/min_counter.c $(QEMU_SRC)/include/qem
 	@mkdir -p $(@D)
 	cc -O2 -shared -fPIC -Wall $(PLUGIN_INCLUDES) -o $@ $<
 
+$(BENCH_BUILD)/libprobe.so: ci/bench/probe.c $(QEMU_SRC)/include/qemu/qemu-plugin.h | qemu-src
+	@mkdir -p $(@D)
+	cc -O2 -shared -fPIC -Wall $(PLUGIN_INCLUDES) -o $@ $<
+
 $(BENCH_BUILD)/loop: ci/bench/loop.c
 	@mkdir -p $(@D)
 	cc -O1 -static -Wall -o $@ $<
 
-# Instruction counters on a 500M-instruction user-mode loop, then the cost
-# of firing a named event. Results: build/bench/counters.json.
-bench: qemu $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so $(BENCH_BUILD)/loop
+# Instruction counters on a 500M-instruction user-mode loop, register and
+# memory access through the SDK and the C API, then the cost of firing a
+# named event. Results: build/bench/{counters,access}.json.
+bench: qemu $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so \
+		$(BENCH_BUILD)/libprobe.so $(BENCH_BUILD)/loop
 	ninja -C $(QEMU_BUILD) test-plugins
-	cargo build -q --release -p counter
+	cargo build -q --release -p counter -p probe
 	cargo build -q --release --manifest-path ci/bench/peer-counter/Cargo.toml \
 	    --target-dir $(BENCH_BUILD)/peer
 	@echo "== instruction counters, median of $(BENCH_RUNS) runs"
@@ -197,6 +203,13 @@ bench: qemu $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so $(B
 	    "crates.io qemu-plugin callback=$(BENCH_BUILD)/peer/release/libpeer_counter.so" \
 	    "qemu-xplugin callback=$(TOP)/target/release/libcounter.so,mode=callback" \
 	    "qemu-xplugin inline=$(TOP)/target/release/libcounter.so"
+	@echo "== a register read, and a register and 8-byte memory read, per instruction (100M)"
+	@$(TOP)/ci/bench/counters.sh $(QEMU_USER) "$(BENCH_BUILD)/loop 20000000" $(BENCH_RUNS) \
+	    $(BENCH_BUILD)/access.json \
+	    "C API: rax=$(BENCH_BUILD)/libprobe.so,what=reg" \
+	    "qemu-xplugin: rax=$(TOP)/target/release/libprobe.so,what=reg" \
+	    "C API: rsp + memory=$(BENCH_BUILD)/libprobe.so,what=mem" \
+	    "qemu-xplugin: rsp + memory=$(TOP)/target/release/libprobe.so,what=mem"
 	@echo "== named events: cost of qemu_plugin_fire_event() per call"
 	@$(QEMU_USER) -plugin $(BENCH_BUILD)/libevent_fire.so /bin/true
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Instruction counters compared on one workload, in one run: the median
-# wall time of RUNS runs of each configuration, and its ratio to the run
-# without plugin. Prints a table; writes the numbers to OUT (JSON).
+# Plugin configurations compared on one workload, in one run: the median
+# wall time of RUNS runs of each, and its ratio to the first. Prints a
+# table; writes the numbers to OUT (JSON).
 #
-# Usage: ci/bench/counters.sh QEMU_USER WORKLOAD RUNS OUT NAME=PLUGIN[,ARGS]...
+# Usage: ci/bench/counters.sh QEMU_USER "WORKLOAD [ARGS]" RUNS OUT NAME=PLUGIN[,ARGS]...
 #        (PLUGIN "-" for no plugin)
 set -euo pipefail
 
@@ -21,7 +21,8 @@ for config in "$@"; do
         args=()
         [ "$plugin" = - ] || args=(-plugin "$plugin")
         start=$(date +%s%N)
-        "$qemu" "${args[@]}" "$workload" >/dev/null 2>&1
+        # shellcheck disable=SC2086 # the workload's arguments split
+        "$qemu" "${args[@]}" $workload >/dev/null 2>&1
         end=$(date +%s%N)
         times+=("$(( (end - start) / 1000000 ))")
     done

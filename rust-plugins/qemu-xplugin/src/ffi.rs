@@ -115,17 +115,21 @@ impl ByteArray {
         self.0
     }
 
-    pub(crate) fn to_vec(&self) -> Vec<u8> {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         // SAFETY: the array is valid; data points to len initialised bytes
-        // (or is NULL with len 0).
+        // (or is NULL with len 0), borrowed as long as the array.
         unsafe {
             let array = &*self.0;
             if array.data.is_null() || array.len == 0 {
-                Vec::new()
+                &[]
             } else {
-                std::slice::from_raw_parts(array.data, array.len as usize).to_vec()
+                std::slice::from_raw_parts(array.data, array.len as usize)
             }
         }
+    }
+
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        self.as_slice().to_vec()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The vCPU a callback runs on: registers, memory, control flow.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use qemu_xplugin_sys as sys;
@@ -73,7 +74,12 @@ impl Vcpu {
 
     /// Reads register `name`, in the guest's byte order.
     pub fn read_register(&self, name: &str) -> Result<Vec<u8>> {
-        self.need(RegAccess::Read, &format!("read register '{name}'"))?;
+        self.read_register_with(name, <[u8]>::to_vec)
+    }
+
+    /// Reads register `name` into a glib buffer and hands its bytes to `f`.
+    fn read_register_with<R>(&self, name: &str, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.need(RegAccess::Read, || format!("read register '{name}'"))?;
         let handle = register(name)?;
         let buf = ByteArray::new();
         // SAFETY: we are in a vCPU callback with read access (checked above);
@@ -82,27 +88,32 @@ impl Vcpu {
         if size <= 0 {
             return Err(Error::new(format!("cannot read register '{name}'")));
         }
-        Ok(buf.to_vec())
+        Ok(f(buf.as_slice()))
     }
 
     /// Reads register `name` as an integer (little-endian guest, up to 8
     /// bytes).
     pub fn read_register_u64(&self, name: &str) -> Result<u64> {
-        let bytes = self.read_register(name)?;
-        if bytes.len() > 8 {
-            return Err(Error::new(format!(
-                "register '{name}' is {} bytes, too wide for a u64",
-                bytes.len()
-            )));
-        }
-        let mut le = [0u8; 8];
-        le[..bytes.len()].copy_from_slice(&bytes);
-        Ok(u64::from_le_bytes(le))
+        self.read_register_with(name, |bytes| {
+            let mut le = [0u8; 8];
+            let n = bytes.len().min(8);
+            le[..n].copy_from_slice(&bytes[..n]);
+            (bytes.len(), u64::from_le_bytes(le))
+        })
+        .and_then(|(len, value)| {
+            if len > 8 {
+                Err(Error::new(format!(
+                    "register '{name}' is {len} bytes, too wide for a u64"
+                )))
+            } else {
+                Ok(value)
+            }
+        })
     }
 
     /// Writes register `name`; `value` must have the register's size.
     pub fn write_register(&mut self, name: &str, value: &[u8]) -> Result<()> {
-        self.need(RegAccess::ReadWrite, &format!("write register '{name}'"))?;
+        self.need(RegAccess::ReadWrite, || format!("write register '{name}'"))?;
         // QEMU reads as many bytes as the register has: check the size first.
         let size = self.read_register(name)?.len();
         if value.len() != size {
@@ -204,7 +215,7 @@ impl Vcpu {
     /// Allowed in callbacks registered with [`RegAccess::ReadWritePc`], and
     /// in syscall, syscall filter and discontinuity callbacks.
     pub fn set_pc(&mut self, pc: u64) -> Result<()> {
-        self.need(RegAccess::ReadWritePc, &format!("set the PC to {pc:#x}"))?;
+        self.need(RegAccess::ReadWritePc, || format!("set the PC to {pc:#x}"))?;
         self.redirect = Some(pc);
         Ok(())
     }
@@ -214,10 +225,13 @@ impl Vcpu {
         self.redirect.take()
     }
 
-    fn need(&self, access: RegAccess, what: &str) -> Result<()> {
+    /// Checks the callback's access; `what` is only formatted on error.
+    #[inline]
+    fn need(&self, access: RegAccess, what: impl FnOnce() -> String) -> Result<()> {
         if self.access < access {
             return Err(Error::new(format!(
-                "cannot {what}: this callback was registered with {:?} access, {access:?} is needed",
+                "cannot {}: this callback was registered with {:?} access, {access:?} is needed",
+                what(),
                 self.access
             )));
         }
@@ -266,12 +280,37 @@ fn hwaddr_result(
     )))
 }
 
+/// FNV-1a: register names are short and trusted, so a hash built for
+/// them beats the default SipHash on every register access.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type Registers = HashMap<String, usize, BuildHasherDefault<Fnv>>;
+
 /// Register handles by name, read once from a vCPU (every vCPU of a machine
 /// has the same registers).
-fn registers() -> &'static HashMap<String, usize> {
-    static REGISTERS: OnceLock<HashMap<String, usize>> = OnceLock::new();
+fn registers() -> &'static Registers {
+    static REGISTERS: OnceLock<Registers> = OnceLock::new();
     REGISTERS.get_or_init(|| {
-        let mut map = HashMap::new();
+        let mut map = Registers::default();
         // SAFETY: only called from vCPU callbacks (through Vcpu), where
         // qemu_plugin_get_registers is allowed. The GArray holds `len`
         // descriptors whose names are static strings; we free the array,
