@@ -50,6 +50,14 @@ fn parse_mem(key: &str, arg: &str) -> Result<MemWrite> {
     Ok(MemWrite { addr, bytes })
 }
 
+/// Every `key=ADDRESS:HEXBYTES` argument.
+fn take_mems(args: &mut Args, key: &str) -> Result<Vec<MemWrite>> {
+    args.take_all::<String>(key)?
+        .iter()
+        .map(|a| parse_mem(key, a))
+        .collect()
+}
+
 fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     let pc: u64 = args.require("pc")?;
     let nth: Option<u64> = args.take("nth")?;
@@ -61,17 +69,8 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         .iter()
         .map(|a| parse_reg(a))
         .collect::<Result<Vec<_>>>()?;
-    let mut mems = Vec::new();
-    for key in ["mem", "pmem"] {
-        mems.push(
-            args.take_all::<String>(key)?
-                .iter()
-                .map(|a| parse_mem(key, a))
-                .collect::<Result<Vec<_>>>()?,
-        );
-    }
-    let pmems = mems.pop().expect("two kinds");
-    let mems = mems.pop().expect("two kinds");
+    let mems = take_mems(args, "mem")?;
+    let pmems = take_mems(args, "pmem")?;
     if regs.is_empty() && mems.is_empty() && pmems.is_empty() {
         return Err(
             "nothing to inject: give reg=NAME:VALUE, mem=VADDR:HEXBYTES or pmem=HWADDR:HEXBYTES"
