@@ -209,7 +209,8 @@ bench: qemu $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so \
 	    "C API: rax=$(BENCH_BUILD)/libprobe.so,what=reg" \
 	    "qemu-xplugin: rax=$(TOP)/target/release/libprobe.so,what=reg" \
 	    "C API: rsp + memory=$(BENCH_BUILD)/libprobe.so,what=mem" \
-	    "qemu-xplugin: rsp + memory=$(TOP)/target/release/libprobe.so,what=mem"
+	    "qemu-xplugin: rsp + memory=$(TOP)/target/release/libprobe.so,what=mem" \
+	    "qemu-xplugin: rsp + memory as a Vec=$(TOP)/target/release/libprobe.so,what=mem-vec"
 	@echo "== named events: cost of qemu_plugin_fire_event() per call"
 	@$(QEMU_USER) -plugin $(BENCH_BUILD)/libevent_fire.so /bin/true
 

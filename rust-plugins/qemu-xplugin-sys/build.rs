@@ -27,7 +27,7 @@ fn main() {
         // The glib calls needed to create and free what the API passes in
         // and out (GByteArray buffers, GArray register lists, strings).
         .allowlist_function(
-            "g_byte_array_new|g_byte_array_append|g_byte_array_free|g_array_free|g_free",
+            "g_byte_array_new|g_byte_array_append|g_byte_array_set_size|g_byte_array_free|g_array_free|g_free",
         )
         .allowlist_type("qemu_plugin_.*|qemu_info_t")
         .allowlist_var("QEMU_PLUGIN_.*")

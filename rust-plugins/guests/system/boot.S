@@ -6,6 +6,10 @@
  * the first GiB with 2 MiB pages, enter long mode, call main() and report
  * its return value through isa-debug-exit (port 0xf4): QEMU exits with
  * status 2 * value + 1.
+ *
+ * The other vCPUs start at ap_trampoline once main() sends them a startup
+ * IPI (see start_other_cpus in guest.c): each switches to long mode on the
+ * same page tables and calls ap_main(n) on a stack of its own.
  */
         .section .note.Xen, "a"
         .align 4
@@ -34,6 +38,10 @@ _start32:
         addl $0x200000, %eax
         addl $8, %edi
         loop 1b
+        movl $pd_high, %eax             /* 3-4 GiB: only the local APIC */
+        orl $3, %eax
+        movl %eax, pdpt + 3 * 8
+        movl $0xfee0009b, pd_high + 503 * 8     /* + uncached, 2 MiB */
         movl $pml4, %eax
         movl %eax, %cr3
         movl %cr4, %eax
@@ -82,6 +90,63 @@ syscall_entry:
         popfq
         jmp *%rcx
 
+/*
+ * The other vCPUs: main() copies this to AP_BASE (guest.c), below 1 MiB
+ * where a startup IPI can start a vCPU in real mode. Straight from real
+ * mode to long mode on the boot vCPU's page tables and GDT.
+ */
+        .set AP_STACKS, 7               /* 16 KiB each: up to 8 vCPUs */
+        .code16
+        .globl ap_trampoline, ap_trampoline_end
+ap_trampoline:
+        cli
+        movw %cs, %ax
+        movw %ax, %ds
+        lgdtl ap_gdt_desc - ap_trampoline
+        movl $pml4, %eax
+        movl %eax, %cr3
+        movl %cr4, %eax
+        orl $0x20, %eax                 /* PAE */
+        movl %eax, %cr4
+        movl $0xc0000080, %ecx          /* EFER */
+        rdmsr
+        orl $0x101, %eax                /* LME, SCE */
+        wrmsr
+        movl %cr0, %eax
+        orl $0x80000001, %eax           /* PG, PE */
+        movl %eax, %cr0
+        ljmpl $0x08, $ap_start64
+ap_gdt_desc:
+        .word gdt_end - gdt - 1
+        .long gdt
+ap_trampoline_end:
+
+        .code64
+ap_start64:
+        movw $0x10, %ax
+        movw %ax, %ds
+        movw %ax, %es
+        movw %ax, %ss
+        movw %ax, %fs
+        movw %ax, %gs
+        movl $1, %eax
+        lock xaddl %eax, ap_next(%rip)  /* this vCPU's number, from 1 */
+        cmpl $AP_STACKS, %eax
+        ja 3f                           /* more vCPUs than stacks: stay off */
+        movl %eax, %edi
+        shlq $14, %rax
+        leaq ap_stacks(%rip), %rsp
+        addq %rax, %rsp                 /* top of stack edi - 1 */
+        call ap_main
+3:      cli
+        hlt
+        jmp 3b
+
+        .data
+        .align 4
+ap_next:
+        .long 1
+
         .section .rodata
         .align 8
 gdt:
@@ -98,7 +163,10 @@ gdt_desc:
 pml4:   .skip 4096
 pdpt:   .skip 4096
 pd:     .skip 4096
+pd_high: .skip 4096
         .skip 16384
 stack_top:
+ap_stacks:
+        .skip 16384 * AP_STACKS
 
         .section .note.GNU-stack, "", @progbits

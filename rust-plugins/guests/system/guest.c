@@ -1,8 +1,9 @@
 /*
  * Bare-metal x86_64 test guest (see boot.S): the targets of
  * ../common/targets.h, plus a syscall instruction handled by its own LSTAR
- * entry. Output goes to the debug console (port 0xe9); main's return value
- * becomes QEMU's exit status (2 * value + 1).
+ * entry, and a workload that every vCPU runs at once. Output goes to the
+ * debug console (port 0xe9); main's return value becomes QEMU's exit status
+ * (2 * value + 1).
  */
 #include <stdint.h>
 
@@ -11,6 +12,19 @@
 static void outb(uint16_t port, uint8_t value)
 {
     __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static void outw(uint16_t port, uint16_t value)
+{
+    __asm__ volatile("outw %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static uint8_t inb(uint16_t port)
+{
+    uint8_t value;
+
+    __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
 }
 
 static void print(const char *s)
@@ -70,9 +84,98 @@ __attribute__((noipa)) long guest_syscall(long nr, long arg)
     return ret;
 }
 
+/*
+ * The multi-vCPU workload: once every vCPU is up, each calls compute(5)
+ * ROUNDS times and sums the results. The other vCPUs are started with INIT
+ * and startup IPIs to all but the boot vCPU (the firmware has parked them)
+ * and enter ap_main() from boot.S.
+ */
+#define MAX_CPUS 8
+#define ROUNDS 100000
+#define PATIENCE 400000000
+#define AP_BASE 0x8000
+#define LAPIC_ICR_LOW ((volatile uint32_t *)0xfee00300)
+#define LAPIC_ICR_HIGH ((volatile uint32_t *)0xfee00310)
+#define IPI_ALL_BUT_SELF 0xc0000
+#define IPI_INIT 0x4500
+#define IPI_STARTUP 0x4600
+
+extern char ap_trampoline[], ap_trampoline_end[];
+static long sums[MAX_CPUS];
+static int cpus, arrived, finished;
+
+/* Spins until *counter reaches cpus, or gives up; returns its value. */
+static int wait_for_all(int *counter)
+{
+    for (long spins = 0; spins < PATIENCE; spins++) {
+        if (__atomic_load_n(counter, __ATOMIC_ACQUIRE) == cpus) {
+            break;
+        }
+    }
+    return __atomic_load_n(counter, __ATOMIC_ACQUIRE);
+}
+
+static void work(int cpu)
+{
+    long sum = 0;
+
+    __atomic_add_fetch(&arrived, 1, __ATOMIC_RELEASE);
+    wait_for_all(&arrived);
+    for (int i = 0; i < ROUNDS; i++) {
+        sum += compute(5);
+    }
+    sums[cpu] = sum;
+    __atomic_add_fetch(&finished, 1, __ATOMIC_RELEASE);
+}
+
+void ap_main(int cpu)
+{
+    work(cpu);
+}
+
+/* The machine's vCPU count, from fw_cfg (FW_CFG_NB_CPUS). */
+static int fw_cfg_cpus(void)
+{
+    unsigned int low, high;
+
+    outw(0x510, 0x05);
+    low = inb(0x511);
+    high = inb(0x511);
+    return low | high << 8;
+}
+
+static void send_ipi(uint32_t command)
+{
+    *LAPIC_ICR_HIGH = 0;
+    *LAPIC_ICR_LOW = IPI_ALL_BUT_SELF | command;
+}
+
+static void delay(long n)
+{
+    for (volatile long i = 0; i < n; i++) {
+    }
+}
+
+/* Runs work() on every vCPU; returns how many finished it. */
+static int run_on_every_cpu(void)
+{
+    volatile char *dest = (volatile char *)AP_BASE;
+
+    if (cpus > 1) {
+        for (char *p = ap_trampoline; p < ap_trampoline_end; p++) {
+            *dest++ = *p;
+        }
+        send_ipi(IPI_INIT);
+        delay(10000);
+        send_ipi(IPI_STARTUP | AP_BASE >> 12);
+    }
+    work(0);
+    return wait_for_all(&finished);
+}
+
 int main(void)
 {
-    int licensed;
+    int licensed, finished_cpus;
 
     wrmsr(0xc0000081, (uint64_t)0x08 << 32);            /* STAR: kernel CS */
     wrmsr(0xc0000082, (uint64_t)(uintptr_t)syscall_entry); /* LSTAR */
@@ -95,5 +198,26 @@ int main(void)
     print("syscall 7(5) = ");
     print_int(guest_syscall(7, 5));
     print("\n");
-    return 0;
+
+    cpus = fw_cfg_cpus();
+    if (cpus > MAX_CPUS) {
+        print("too many vCPUs\n");
+        return 1;
+    }
+    finished_cpus = run_on_every_cpu();
+    for (int cpu = 0; cpu < cpus; cpu++) {
+        print("cpu ");
+        print_int(cpu);
+        print(": ");
+        print_int(ROUNDS);
+        print(" calls of compute(5) summed to ");
+        print_int(sums[cpu]);
+        print("\n");
+    }
+    print("vCPUs that ran the workload: ");
+    print_int(finished_cpus);
+    print(" of ");
+    print_int(cpus);
+    print("\n");
+    return finished_cpus == cpus ? 0 : 1;
 }

@@ -96,6 +96,7 @@ pub unsafe fn install(
         install(&mut Install::new(), &mut args)?;
         args.finish()
     })();
+    crate::lifecycle::set_phase(crate::lifecycle::Phase::Running);
     match result {
         Ok(()) => 0,
         Err(err) => {

@@ -92,6 +92,28 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Registry::default)
 }
 
+/// Forgets every closure: called once QEMU has removed this plugin's
+/// callbacks (a reset), so that the next registration registers again.
+pub(crate) fn clear_registry() {
+    let r = registry();
+    for list in [&r.vcpu_init, &r.vcpu_exit, &r.vcpu_idle, &r.vcpu_resume] {
+        list.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+    for list in [&r.flush, &r.exit] {
+        list.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+    r.translate
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    r.syscall.write().unwrap_or_else(|e| e.into_inner()).clear();
+    r.syscall_ret
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    r.discon.write().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 pub(crate) fn plugin_name() -> &'static str {
     PLUGIN.get().map_or("plugin", |p| p.name.as_str())
 }
@@ -462,6 +484,7 @@ extern "C" fn discontinuity(
 }
 
 extern "C" fn at_exit(_id: sys::qemu_plugin_id_t, _udata: *mut c_void) {
+    crate::lifecycle::set_phase(crate::lifecycle::Phase::Exiting);
     in_callback(|| {
         for f in snapshot(&registry().exit) {
             f();

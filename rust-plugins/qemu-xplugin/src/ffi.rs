@@ -97,18 +97,22 @@ pub(crate) unsafe fn take_g_string(ptr: *mut c_char) -> Option<String> {
 pub(crate) struct ByteArray(*mut sys::GByteArray);
 
 impl ByteArray {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         // SAFETY: g_byte_array_new has no preconditions; it aborts rather than
         // return NULL.
         Self(unsafe { sys::g_byte_array_new() })
     }
 
-    pub(crate) fn from_slice(bytes: &[u8]) -> Self {
-        let array = Self::new();
+    /// Replaces the contents with `bytes`.
+    pub(crate) fn set(&self, bytes: &[u8]) {
         let len = u32::try_from(bytes.len()).expect("buffers of 4 GiB or more are not supported");
-        // SAFETY: the array is valid; glib copies `len` bytes from `bytes`.
-        unsafe { sys::g_byte_array_append(array.0, bytes.as_ptr(), len) };
-        array
+        // SAFETY: the array is valid; glib copies `len` bytes from `bytes`,
+        // which is not inside the array (the array is private to this module
+        // and its users only lend out slices of other memory).
+        unsafe {
+            sys::g_byte_array_set_size(self.0, 0);
+            sys::g_byte_array_append(self.0, bytes.as_ptr(), len);
+        }
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::GByteArray {
@@ -127,10 +131,21 @@ impl ByteArray {
             }
         }
     }
+}
 
-    pub(crate) fn to_vec(&self) -> Vec<u8> {
-        self.as_slice().to_vec()
-    }
+thread_local! {
+    static SCRATCH: ByteArray = ByteArray::new();
+}
+
+/// Lends `f` this thread's glib byte array, emptied, for one register or
+/// memory access: an access then costs no allocation. `f` must not call
+/// `with_scratch` again (nothing in the SDK does: it only calls QEMU).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&ByteArray) -> R) -> R {
+    SCRATCH.with(|buf| {
+        // SAFETY: the array is valid; emptying it keeps its allocation.
+        unsafe { sys::g_byte_array_set_size(buf.0, 0) };
+        f(buf)
+    })
 }
 
 impl Drop for ByteArray {

@@ -47,6 +47,7 @@ mod callbacks;
 mod error;
 mod ffi;
 mod interplugin;
+mod lifecycle;
 mod log;
 mod pervcpu;
 mod scoreboard;
@@ -61,6 +62,7 @@ pub use callbacks::{Discontinuity, DiscontinuityKind, Install, PluginInfo, Sysca
 pub use error::{Error, Result};
 pub use ffi::outs;
 pub use interplugin::{Event, EventData, ExternFn, Subscription};
+pub use lifecycle::{reset, uninstall};
 pub use pervcpu::PerVcpu;
 pub use scoreboard::Counter;
 pub use translate::{ExecHook, Insn, MemAccess, MemHook, MemRw, Tb};

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use qemu_xplugin_sys as sys;
 
-use crate::ffi::{self, ByteArray};
+use crate::ffi;
 use crate::{Error, Result};
 
 /// What a callback may do with the vCPU's registers. QEMU keeps the guest's
@@ -81,14 +81,21 @@ impl Vcpu {
     fn read_register_with<R>(&self, name: &str, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.need(RegAccess::Read, || format!("read register '{name}'"))?;
         let handle = register(name)?;
-        let buf = ByteArray::new();
-        // SAFETY: we are in a vCPU callback with read access (checked above);
-        // the handle came from qemu_plugin_get_registers and buf is valid.
-        let size = unsafe { sys::qemu_plugin_read_register(handle, buf.as_ptr()) };
-        if size <= 0 {
-            return Err(Error::new(format!("cannot read register '{name}'")));
-        }
-        Ok(f(buf.as_slice()))
+        ffi::with_scratch(|buf| {
+            // SAFETY: we are in a vCPU callback with read access (checked
+            // above); the handle came from qemu_plugin_get_registers and buf
+            // is valid.
+            let size = unsafe { sys::qemu_plugin_read_register(handle, buf.as_ptr()) };
+            if size <= 0 {
+                return Err(Error::new(format!("cannot read register '{name}'")));
+            }
+            Ok(f(buf.as_slice()))
+        })
+    }
+
+    /// The size of register `name` in bytes.
+    fn register_size(&self, name: &str) -> Result<usize> {
+        self.read_register_with(name, <[u8]>::len)
     }
 
     /// Reads register `name` as an integer (little-endian guest, up to 8
@@ -115,7 +122,7 @@ impl Vcpu {
     pub fn write_register(&mut self, name: &str, value: &[u8]) -> Result<()> {
         self.need(RegAccess::ReadWrite, || format!("write register '{name}'"))?;
         // QEMU reads as many bytes as the register has: check the size first.
-        let size = self.read_register(name)?.len();
+        let size = self.register_size(name)?;
         if value.len() != size {
             return Err(Error::new(format!(
                 "register '{name}' is {size} bytes, cannot write {} bytes to it",
@@ -123,20 +130,22 @@ impl Vcpu {
             )));
         }
         let handle = register(name)?;
-        let buf = ByteArray::from_slice(value);
-        // SAFETY: vCPU callback with write access (checked); buf holds exactly
-        // the register's size.
-        let written = unsafe { sys::qemu_plugin_write_register(handle, buf.as_ptr()) };
-        if written <= 0 {
-            return Err(Error::new(format!("cannot write register '{name}'")));
-        }
-        Ok(())
+        ffi::with_scratch(|buf| {
+            buf.set(value);
+            // SAFETY: vCPU callback with write access (checked); buf holds
+            // exactly the register's size.
+            let written = unsafe { sys::qemu_plugin_write_register(handle, buf.as_ptr()) };
+            if written <= 0 {
+                return Err(Error::new(format!("cannot write register '{name}'")));
+            }
+            Ok(())
+        })
     }
 
     /// Writes register `name` from an integer (little-endian guest), which
     /// must fit the register.
     pub fn write_register_u64(&mut self, name: &str, value: u64) -> Result<()> {
-        let size = self.read_register(name)?.len();
+        let size = self.register_size(name)?;
         if size > 8 || (size < 8 && value >> (size * 8) != 0) {
             return Err(Error::new(format!(
                 "value {value:#x} does not fit register '{name}' ({size} bytes)"
@@ -147,18 +156,36 @@ impl Vcpu {
 
     /// Reads `len` bytes of guest memory at virtual address `vaddr`.
     pub fn read_memory(&self, vaddr: u64, len: usize) -> Result<Vec<u8>> {
-        if len == 0 {
-            return Ok(Vec::new());
+        let mut bytes = vec![0; len];
+        self.read_memory_into(vaddr, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Fills `bytes` from guest memory at virtual address `vaddr`, without
+    /// allocating: the cheapest way to read memory on every instruction.
+    pub fn read_memory_into(&self, vaddr: u64, bytes: &mut [u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
         }
-        let buf = ByteArray::new();
-        // SAFETY: called from a vCPU callback (Vcpu only exists there); buf
-        // is valid and QEMU grows it to len bytes.
-        if !unsafe { sys::qemu_plugin_read_memory_vaddr(vaddr, buf.as_ptr(), len) } {
-            return Err(Error::new(format!(
-                "cannot read {len} bytes at virtual address {vaddr:#x}: not mapped"
-            )));
-        }
-        Ok(buf.to_vec())
+        ffi::with_scratch(|buf| {
+            // SAFETY: called from a vCPU callback (Vcpu only exists there);
+            // buf is valid and QEMU grows it to the length asked for.
+            if !unsafe { sys::qemu_plugin_read_memory_vaddr(vaddr, buf.as_ptr(), bytes.len()) } {
+                return Err(Error::new(format!(
+                    "cannot read {} bytes at virtual address {vaddr:#x}: not mapped",
+                    bytes.len()
+                )));
+            }
+            bytes.copy_from_slice(buf.as_slice());
+            Ok(())
+        })
+    }
+
+    /// Reads a little-endian `u64` of guest memory at virtual address `vaddr`.
+    pub fn read_memory_u64(&self, vaddr: u64) -> Result<u64> {
+        let mut bytes = [0; 8];
+        self.read_memory_into(vaddr, &mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
     }
 
     /// Writes `bytes` to guest memory at virtual address `vaddr`. Code
@@ -167,15 +194,17 @@ impl Vcpu {
         if bytes.is_empty() {
             return Ok(());
         }
-        let buf = ByteArray::from_slice(bytes);
-        // SAFETY: vCPU callback; buf is valid.
-        if !unsafe { sys::qemu_plugin_write_memory_vaddr(vaddr, buf.as_ptr()) } {
-            return Err(Error::new(format!(
-                "cannot write {} bytes at virtual address {vaddr:#x}: not mapped",
-                bytes.len()
-            )));
-        }
-        Ok(())
+        ffi::with_scratch(|buf| {
+            buf.set(bytes);
+            // SAFETY: vCPU callback; buf is valid.
+            if !unsafe { sys::qemu_plugin_write_memory_vaddr(vaddr, buf.as_ptr()) } {
+                return Err(Error::new(format!(
+                    "cannot write {} bytes at virtual address {vaddr:#x}: not mapped",
+                    bytes.len()
+                )));
+            }
+            Ok(())
+        })
     }
 
     /// Translates virtual address `vaddr` to a physical address (system
@@ -193,19 +222,22 @@ impl Vcpu {
 
     /// Reads `len` bytes at physical address `hwaddr` (system emulation).
     pub fn read_physical(&self, hwaddr: u64, len: usize) -> Result<Vec<u8>> {
-        let buf = ByteArray::new();
-        // SAFETY: vCPU callback; buf is valid.
-        let result = unsafe { sys::qemu_plugin_read_memory_hwaddr(hwaddr, buf.as_ptr(), len) };
-        hwaddr_result(result, "read", len, hwaddr)?;
-        Ok(buf.to_vec())
+        ffi::with_scratch(|buf| {
+            // SAFETY: vCPU callback; buf is valid.
+            let result = unsafe { sys::qemu_plugin_read_memory_hwaddr(hwaddr, buf.as_ptr(), len) };
+            hwaddr_result(result, "read", len, hwaddr)?;
+            Ok(buf.as_slice().to_vec())
+        })
     }
 
     /// Writes `bytes` at physical address `hwaddr` (system emulation).
     pub fn write_physical(&mut self, hwaddr: u64, bytes: &[u8]) -> Result<()> {
-        let buf = ByteArray::from_slice(bytes);
-        // SAFETY: vCPU callback; buf is valid.
-        let result = unsafe { sys::qemu_plugin_write_memory_hwaddr(hwaddr, buf.as_ptr()) };
-        hwaddr_result(result, "write", bytes.len(), hwaddr)
+        ffi::with_scratch(|buf| {
+            buf.set(bytes);
+            // SAFETY: vCPU callback; buf is valid.
+            let result = unsafe { sys::qemu_plugin_write_memory_hwaddr(hwaddr, buf.as_ptr()) };
+            hwaddr_result(result, "write", bytes.len(), hwaddr)
+        })
     }
 
     /// Continues the vCPU at `pc` once this callback returns, instead of at

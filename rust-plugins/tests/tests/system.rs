@@ -1,5 +1,6 @@
 //! The plugins change the bare-metal guest under `qemu-system-x86_64`,
-//! several on machines with 4 vCPUs (MTTCG).
+//! several on machines with 4 vCPUs (MTTCG), where the guest's workload
+//! runs on every vCPU at once.
 
 use xplugin_tests::guests::system::{
     COMPUTE, IS_LICENSED, MESSAGE, PATH as KERNEL, SHOW, SYSCALL_DISPATCH,
@@ -9,15 +10,37 @@ use xplugin_tests::Qemu;
 /// isa-debug-exit status of a guest whose main() returned 0.
 const PASSED: i32 = 1;
 
+/// Calls of compute(5) by each vCPU in the guest's multi-vCPU workload.
+const ROUNDS: u64 = 100_000;
+
+/// Checks each of `vcpus` vCPUs ran the workload, with every compute(5)
+/// returning `result`.
+fn assert_every_vcpu_computed(run: &xplugin_tests::Run, vcpus: u64, result: u64) {
+    for cpu in 0..vcpus {
+        run.assert_stdout_line(&format!(
+            "cpu {cpu}: {ROUNDS} calls of compute(5) summed to {}",
+            ROUNDS * result
+        ));
+    }
+    run.assert_stdout_line(&format!("vCPUs that ran the workload: {vcpus} of {vcpus}"));
+}
+
 #[test]
 fn guest_without_plugins() {
-    Qemu::system(KERNEL, 1)
-        .run()
-        .assert_code(PASSED)
+    let run = Qemu::system(KERNEL, 1).run();
+    run.assert_code(PASSED)
         .assert_stdout_line("is_licensed() = 0, its body ran 1 times")
         .assert_stdout_line("call 3: compute(5) = 10")
         .assert_stdout_line("message: hello")
         .assert_stdout_line("syscall 7(5) = 1005");
+    assert_every_vcpu_computed(&run, 1, 10);
+}
+
+#[test]
+fn guest_runs_its_workload_on_four_vcpus() {
+    let run = Qemu::system(KERNEL, 4).run();
+    run.assert_code(PASSED);
+    assert_every_vcpu_computed(&run, 4, 10);
 }
 
 #[test]
@@ -85,4 +108,28 @@ fn events_reach_every_subscriber_from_four_vcpus() {
     assert_eq!(counted[1], received[1], "{run:?}");
     // vCPUs 1 to 3 only ever wait.
     assert!(counted[2] >= 3, "idle callbacks ran: {run:?}");
+}
+
+/// The stress test: on 4 vCPUs running the guest's workload at once, one
+/// plugin rewrites a register on every call of compute() on every vCPU,
+/// one fires an event per executed block, one subscribes to it, and one
+/// counts the blocks inline. Nothing may be lost.
+#[test]
+fn registers_written_and_events_fired_on_every_vcpu_at_once() {
+    let run = Qemu::system(KERNEL, 4)
+        .plugin(&format!("injector,pc={COMPUTE:#x},reg=rdi:21,log=warn"))
+        .plugin("block-stats")
+        .plugin("blocks")
+        .plugin("counter")
+        .run();
+    run.assert_code(PASSED);
+    // Every one of the 400,000 calls on the 4 vCPUs saw its rdi rewritten.
+    assert_every_vcpu_computed(&run, 4, 42);
+    let received = run.log_numbers("block-stats: received ");
+    assert!(received[0] > 4 * ROUNDS, "{run:?}");
+    assert_eq!(received[0], received[1], "every fired event is received");
+    let fired = run.log_numbers("blocks: fired ");
+    assert_eq!(fired[0], received[0], "{run:?}");
+    let counted = run.log_numbers("counter: ");
+    assert_eq!(counted[1], fired[0], "blocks counted inline: {run:?}");
 }

@@ -1,0 +1,84 @@
+//! Plugins that reset or uninstall themselves while the guest runs, with
+//! others subscribed to them.
+
+use xplugin_tests::guests::system::PATH as KERNEL;
+use xplugin_tests::guests::user::PATH as TARGETS;
+use xplugin_tests::{run_user, Qemu, Run};
+
+/// isa-debug-exit status of a guest whose main() returned 0.
+const PASSED: i32 = 1;
+
+fn assert_no_log_line(run: &Run, prefix: &str) {
+    assert!(
+        !run.log.lines().any(|l| l.starts_with(prefix)),
+        "unexpected {prefix:?} line:\n{}",
+        run.log
+    );
+}
+
+#[test]
+fn provider_uninstalls_itself_while_subscribed_on_four_vcpus() {
+    let run = Qemu::system(KERNEL, 4)
+        .plugin("block-stats")
+        .plugin("blocks,limit=100000")
+        .run();
+    run.assert_code(PASSED)
+        .assert_stdout_line("vCPUs that ran the workload: 4 of 4")
+        .assert_log_contains("blocks: INFO event limit reached: uninstalling")
+        // The subscriber got every event, and still calls the provider's
+        // exported function after the provider is gone.
+        .assert_log_contains("block-stats: received 100000 of 100000 events");
+    // An uninstalled plugin's exit callback does not run.
+    assert_no_log_line(&run, "blocks: fired");
+}
+
+/// Checks the `lifecycle` fixture's report of `do=reset,after=N`.
+fn assert_reset_took_effect(run: &Run, after: u64) {
+    let numbers = run.log_numbers("lifecycle: phase 1: ");
+    // "B blocks, R when reset; phase 2: I instructions"
+    let (blocks, at_reset, insns) = (numbers[0], numbers[1], numbers[3]);
+    assert!(at_reset >= after, "{run:?}");
+    assert_eq!(blocks, at_reset, "phase 1 ran after the reset: {run:?}");
+    assert!(insns > 0, "phase 2 counted nothing: {run:?}");
+    // The exit callback registered before the reset is gone.
+    assert_no_log_line(run, "lifecycle: phase 1 ran to the end");
+}
+
+#[test]
+fn plugin_resets_itself_and_registers_new_callbacks() {
+    let run = run_user(&["lifecycle,do=reset,after=1000"], TARGETS);
+    run.assert_code(0).assert_stdout_line("message: hello");
+    assert_reset_took_effect(&run, 1000);
+}
+
+#[test]
+fn plugin_resets_itself_on_four_vcpus() {
+    let run = Qemu::system(KERNEL, 4)
+        .plugin("lifecycle,do=reset,after=100000")
+        .run();
+    run.assert_code(PASSED)
+        .assert_stdout_line("vCPUs that ran the workload: 4 of 4");
+    assert_reset_took_effect(&run, 100000);
+}
+
+#[test]
+fn uninstall_and_reset_where_qemu_cannot() {
+    let run = run_user(&["lifecycle,do=uninstall-in-install"], TARGETS);
+    run.assert_code(1).assert_stderr_contains(
+        "lifecycle: cannot uninstall lifecycle while it installs: \
+         return an error from install instead",
+    );
+
+    run_user(&["lifecycle,do=uninstall-at-exit"], TARGETS)
+        .assert_code(0)
+        .assert_log_contains(
+            "lifecycle: error: cannot uninstall lifecycle from its exit callback: \
+             the guest has finished",
+        );
+
+    run_user(&["lifecycle,do=reset-twice,after=10"], TARGETS)
+        .assert_code(0)
+        .assert_log_contains(
+            "lifecycle: error: cannot reset lifecycle: a reset is already under way",
+        );
+}
