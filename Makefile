@@ -43,7 +43,7 @@ export QEMU_SYSTEM QEMU_USER QEMU_BUILD
 
 .PHONY: deps qemu-src qemu reset-qemu-src export-patches check-exported \
 	check-patches check-patches-build check-upstream rust check-rust linux-guest \
-	check-sanitizers \
+	check-sanitizers check-asan check-tsan \
 	lint-rust test demo bench clean \
 	distclean FORCE
 
@@ -137,22 +137,54 @@ lint-rust: qemu
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-# QEMU built with AddressSanitizer and UBSan (build/qemu-asan), then the
-# plugin integration tests run against it. Not part of `make test`: a
-# second full QEMU build. Leak reports are off: QEMU does not free
-# everything at exit.
-QEMU_ASAN := $(BUILD)/qemu-asan
-check-sanitizers: qemu-src $(BUILD)/configure-args linux-guest
-	@mkdir -p $(QEMU_ASAN)
-	test -f $(QEMU_ASAN)/config-host.mak || (cd $(QEMU_ASAN) && \
-	    eval "$(QEMU_SRC)/configure $$(cat $(BUILD)/configure-args) --enable-asan --enable-ubsan")
-	ninja -C $(QEMU_ASAN) qemu-system-x86_64 qemu-x86_64 test-plugins
-	$(call link-firmware,$(QEMU_ASAN))
+## Sanitizers (not part of `make test`: two more full QEMU builds) ------------
+
+QEMU_ASAN    := $(BUILD)/qemu-asan
+QEMU_TSAN    := $(BUILD)/qemu-tsan
+TSAN_REPORTS := $(BUILD)/tsan-reports
+
+# QEMU and its C test plugins, built with sanitizers into $(1) (configure
+# arguments $(2)).
+define sanitizer-build
+	@mkdir -p $(1)
+	test -f $(1)/config-host.mak || (cd $(1) && \
+	    eval "$(QEMU_SRC)/configure $$(cat $(BUILD)/configure-args) $(2)")
+	ninja -C $(1) qemu-system-x86_64 qemu-x86_64 test-plugins
+	$(call link-firmware,$(1))
+endef
+
+check-sanitizers: check-asan check-tsan
+
+# AddressSanitizer and UBSan stop QEMU at the first report: the plugin
+# integration tests and check-tcg (the C test plugins) must pass under
+# them. Leak reports are off: QEMU does not free everything at exit.
+check-asan: qemu-src $(BUILD)/configure-args linux-guest
+	$(call sanitizer-build,$(QEMU_ASAN),--enable-asan --enable-ubsan)
 	cargo build --workspace
-	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; \
 	QEMU_USER=$(QEMU_ASAN)/qemu-x86_64 QEMU_SYSTEM=$(QEMU_ASAN)/qemu-system-x86_64 \
-	    cargo test -p xplugin-tests
+	    cargo test -p xplugin-tests; \
+	$(MAKE) -C $(QEMU_ASAN) check-tcg GITLAB_CI=1
+
+# ThreadSanitizer: glib is not built with it here, so its locks look like
+# no synchronisation and some reports can be false. Reports are collected,
+# not fatal; ci/tsan-summary.sh groups them and names those with plugin
+# code on the stack. Runs linux-user only (multi-threaded guests: one vCPU
+# thread per guest thread) and system mode with one vCPU: with gcc 12's
+# TSan, qemu-system-x86_64 with several vCPUs crashes inside the TSan
+# runtime, even without plugins (docs/reliability.md).
+check-tsan: qemu-src $(BUILD)/configure-args
+	$(call sanitizer-build,$(QEMU_TSAN),--enable-tsan)
+	cargo build --workspace
+	rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
+	export TSAN_OPTIONS="suppressions=$(QEMU_SRC)/tests/tsan/suppressions.tsan \
+	    exitcode=0 detect_deadlocks=false history_size=4 log_path=$(TSAN_REPORTS)/report"; \
+	QEMU_USER=$(QEMU_TSAN)/qemu-x86_64 QEMU_SYSTEM=$(QEMU_TSAN)/qemu-system-x86_64 \
+	    cargo test -p xplugin-tests --test user --test errors --test lifecycle \
+	    -- --skip four_vcpus; \
+	$(MAKE) -C $(QEMU_TSAN) run-tcg-tests-x86_64-linux-user GITLAB_CI=1
+	$(TOP)/ci/tsan-summary.sh $(TSAN_REPORTS)
 
 ## Demo and the whole test suite -----------------------------------------------
 
@@ -185,12 +217,13 @@ $(BENCH_BUILD)/loop: ci/bench/loop.c
 	cc -O1 -static -Wall -o $@ $<
 
 # Instruction counters on a 500M-instruction user-mode loop, register and
-# memory access through the SDK and the C API, then the cost of firing a
-# named event. Results: build/bench/{counters,access}.json.
-bench: qemu $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so \
+# memory access through the SDK and the C API, the cost of firing a named
+# event, and the Linux guest's boot with the syscall plugins. Results:
+# build/bench/{counters,access,events,linux}.json.
+bench: qemu linux-guest $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so \
 		$(BENCH_BUILD)/libprobe.so $(BENCH_BUILD)/loop
 	ninja -C $(QEMU_BUILD) test-plugins
-	cargo build -q --release -p counter -p probe
+	cargo build -q --release -p counter -p probe -p syscalls -p strace
 	cargo build -q --release --manifest-path ci/bench/peer-counter/Cargo.toml \
 	    --target-dir $(BENCH_BUILD)/peer
 	@echo "== instruction counters, median of $(BENCH_RUNS) runs"
@@ -212,7 +245,14 @@ bench: qemu $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so \
 	    "qemu-xplugin: rsp + memory=$(TOP)/target/release/libprobe.so,what=mem" \
 	    "qemu-xplugin: rsp + memory as a Vec=$(TOP)/target/release/libprobe.so,what=mem-vec"
 	@echo "== named events: cost of qemu_plugin_fire_event() per call"
-	@$(QEMU_USER) -plugin $(BENCH_BUILD)/libevent_fire.so /bin/true
+	@$(TOP)/ci/bench/events.sh $(QEMU_USER) $(BENCH_BUILD)/libevent_fire.so \
+	    $(BENCH_BUILD)/events.json
+	@echo "== the Linux guest, boot to power-off (strace logs to QEMU's log: -d plugin)"
+	@$(TOP)/ci/bench/counters.sh $(TOP)/ci/bench/linux-qemu.sh "" $(BENCH_RUNS) \
+	    $(BENCH_BUILD)/linux.json \
+	    "no plugin=-" \
+	    "syscalls=$(TOP)/target/release/libsyscalls.so" \
+	    "syscalls + strace=$(TOP)/target/release/libsyscalls.so $(TOP)/target/release/libstrace.so -d plugin -D /dev/null"
 
 TEST_PLUGINS := $(QEMU_BUILD)/tests/tcg/plugins
 

@@ -3,8 +3,9 @@
 # wall time of RUNS runs of each, and its ratio to the first. Prints a
 # table; writes the numbers to OUT (JSON).
 #
-# Usage: ci/bench/counters.sh QEMU_USER "WORKLOAD [ARGS]" RUNS OUT NAME=PLUGIN[,ARGS]...
-#        (PLUGIN "-" for no plugin)
+# Usage: ci/bench/counters.sh QEMU "WORKLOAD [ARGS]" RUNS OUT NAME=PLUGINS...
+#        PLUGINS: "-" for no plugin, or PLUGIN[,ARGS] separated by spaces,
+#        then any other QEMU options (from the first word starting with -).
 set -euo pipefail
 
 qemu=$1 workload=$2 runs=$3 out=$4
@@ -18,8 +19,13 @@ for config in "$@"; do
     plugin=${config#*=}
     times=()
     for _ in $(seq "$runs"); do
-        args=()
-        [ "$plugin" = - ] || args=(-plugin "$plugin")
+        args=() options=false
+        if [ "$plugin" != - ]; then
+            for word in $plugin; do
+                case $word in -*) options=true ;; esac
+                if $options; then args+=("$word"); else args+=(-plugin "$word"); fi
+            done
+        fi
         start=$(date +%s%N)
         # shellcheck disable=SC2086 # the workload's arguments split
         "$qemu" "${args[@]}" $workload >/dev/null 2>&1
@@ -35,7 +41,7 @@ base=${medians[0]}
 printf '%-34s %10s %8s\n' configuration "median ms" ratio
 {
     echo "{"
-    echo "  \"workload\": \"$(basename "$workload")\", \"runs\": $runs,"
+    echo "  \"workload\": \"$(basename "${workload:-$qemu}")\", \"runs\": $runs,"
     echo "  \"machine\": \"$(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)\","
     echo "  \"results\": ["
     for i in "${!names[@]}"; do

@@ -11,6 +11,36 @@
  * IPI (see start_other_cpus in guest.c): each switches to long mode on the
  * same page tables and calls ap_main(n) on a stack of its own.
  */
+/*
+ * Paging on the page tables below, PAE, long mode and syscall: the vCPU
+ * is in long mode once it loads a 64-bit code segment. Used in 32-bit
+ * (boot vCPU) and 16-bit code (the others): the assembler encodes each.
+ */
+        .macro enter_long_mode
+        movl $pml4, %eax
+        movl %eax, %cr3
+        movl %cr4, %eax
+        orl $0x20, %eax                 /* PAE */
+        movl %eax, %cr4
+        movl $0xc0000080, %ecx          /* EFER */
+        rdmsr
+        orl $0x101, %eax                /* LME, SCE (syscall) */
+        wrmsr
+        movl %cr0, %eax
+        orl $0x80000001, %eax           /* PG, PE */
+        movl %eax, %cr0
+        .endm
+
+/* The data segment (GDT entry 0x10) in every data segment register. */
+        .macro load_data_segments
+        movw $0x10, %ax
+        movw %ax, %ds
+        movw %ax, %es
+        movw %ax, %ss
+        movw %ax, %fs
+        movw %ax, %gs
+        .endm
+
         .section .note.Xen, "a"
         .align 4
         .long 4                 /* name size */
@@ -42,29 +72,13 @@ _start32:
         orl $3, %eax
         movl %eax, pdpt + 3 * 8
         movl $0xfee0009b, pd_high + 503 * 8     /* + uncached, 2 MiB */
-        movl $pml4, %eax
-        movl %eax, %cr3
-        movl %cr4, %eax
-        orl $0x20, %eax                 /* PAE */
-        movl %eax, %cr4
-        movl $0xc0000080, %ecx          /* EFER */
-        rdmsr
-        orl $0x101, %eax                /* LME, SCE (syscall) */
-        wrmsr
-        movl %cr0, %eax
-        orl $0x80000001, %eax           /* PG, PE */
-        movl %eax, %cr0
+        enter_long_mode
         lgdt gdt_desc
         ljmp $0x08, $start64
 
         .code64
 start64:
-        movw $0x10, %ax
-        movw %ax, %ds
-        movw %ax, %es
-        movw %ax, %ss
-        movw %ax, %fs
-        movw %ax, %gs
+        load_data_segments
         movq $stack_top, %rsp
         call main
         movl %eax, %eax
@@ -103,18 +117,7 @@ ap_trampoline:
         movw %cs, %ax
         movw %ax, %ds
         lgdtl ap_gdt_desc - ap_trampoline
-        movl $pml4, %eax
-        movl %eax, %cr3
-        movl %cr4, %eax
-        orl $0x20, %eax                 /* PAE */
-        movl %eax, %cr4
-        movl $0xc0000080, %ecx          /* EFER */
-        rdmsr
-        orl $0x101, %eax                /* LME, SCE */
-        wrmsr
-        movl %cr0, %eax
-        orl $0x80000001, %eax           /* PG, PE */
-        movl %eax, %cr0
+        enter_long_mode
         ljmpl $0x08, $ap_start64
 ap_gdt_desc:
         .word gdt_end - gdt - 1
@@ -123,12 +126,7 @@ ap_trampoline_end:
 
         .code64
 ap_start64:
-        movw $0x10, %ax
-        movw %ax, %ds
-        movw %ax, %es
-        movw %ax, %ss
-        movw %ax, %fs
-        movw %ax, %gs
+        load_data_segments
         movl $1, %eax
         lock xaddl %eax, ap_next(%rip)  /* this vCPU's number, from 1 */
         cmpl $AP_STACKS, %eax

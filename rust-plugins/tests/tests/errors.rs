@@ -1,7 +1,8 @@
 //! Bad input gets an error that names the problem; QEMU does not crash.
 
+use xplugin_tests::guests::system::PATH as KERNEL;
 use xplugin_tests::guests::user::PATH as TARGETS;
-use xplugin_tests::{run_user, Run};
+use xplugin_tests::{run_user, Qemu, Run};
 
 fn refused(spec: &str, message: &str) -> Run {
     let run = run_user(&[spec], TARGETS);
@@ -103,6 +104,8 @@ fn bad_register_and_memory_accesses_are_errors() {
         ),
         ("wrong-register-size", "register 'rax' is 8 bytes, cannot write 4 bytes to it"),
         ("unmapped-read", "cannot read 8 bytes at virtual address 0x10: not mapped"),
+        ("unmapped-read-u64", "cannot read 8 bytes at virtual address 0x10: not mapped"),
+        ("unmapped-write", "cannot write 4 bytes at virtual address 0x10: not mapped"),
         ("physical-in-user-mode", "cannot read 8 bytes at physical address 0x1000"),
         (
             "set-pc-without-access",
@@ -114,6 +117,18 @@ fn bad_register_and_memory_accesses_are_errors() {
             .assert_stdout_line("message: hello")
             .assert_log_contains(&format!("misbehave: error: {message}"));
     }
+}
+
+#[test]
+fn an_invalid_physical_address_is_an_error() {
+    Qemu::system(KERNEL, 1)
+        .plugin("misbehave,do=invalid-physical")
+        .run()
+        .assert_code(1)
+        .assert_stdout_line("message: hello")
+        .assert_log_contains(
+            "misbehave: error: cannot read 8 bytes at physical address 0xfff000000000: invalid address",
+        );
 }
 
 #[test]
