@@ -1,5 +1,6 @@
 //! The boundary with C: panics stop here, strings and buffers cross here.
 
+use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::process;
 
@@ -104,11 +105,11 @@ impl ByteArray {
     }
 
     /// Replaces the contents with `bytes`.
-    pub(crate) fn set(&self, bytes: &[u8]) {
+    pub(crate) fn set(&mut self, bytes: &[u8]) {
         let len = u32::try_from(bytes.len()).expect("buffers of 4 GiB or more are not supported");
         // SAFETY: the array is valid; glib copies `len` bytes from `bytes`,
-        // which is not inside the array (the array is private to this module
-        // and its users only lend out slices of other memory).
+        // which cannot point into the array: that would need a borrow of
+        // it (as_slice) while we hold it mutably.
         unsafe {
             sys::g_byte_array_set_size(self.0, 0);
             sys::g_byte_array_append(self.0, bytes.as_ptr(), len);
@@ -134,17 +135,19 @@ impl ByteArray {
 }
 
 thread_local! {
-    static SCRATCH: ByteArray = ByteArray::new();
+    static SCRATCH: RefCell<ByteArray> = RefCell::new(ByteArray::new());
 }
 
 /// Lends `f` this thread's glib byte array, emptied, for one register or
 /// memory access: an access then costs no allocation. `f` must not call
-/// `with_scratch` again (nothing in the SDK does: it only calls QEMU).
-pub(crate) fn with_scratch<R>(f: impl FnOnce(&ByteArray) -> R) -> R {
-    SCRATCH.with(|buf| {
+/// `with_scratch` again (nothing in the SDK does: it only calls QEMU; the
+/// `RefCell` would panic).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut ByteArray) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
         // SAFETY: the array is valid; emptying it keeps its allocation.
         unsafe { sys::g_byte_array_set_size(buf.0, 0) };
-        f(buf)
+        f(&mut buf)
     })
 }
 

@@ -51,7 +51,7 @@ fn subscribers_rewrite_a_return_value_and_an_argument() {
 
 #[test]
 fn strace_logs_every_process_with_names() {
-    let run = boot(Qemu::linux(2).plugin("strace").plugin("syscalls"));
+    let run = boot(Qemu::linux(1).plugin("strace").plugin("syscalls"));
     assert_workload_ran(&run);
     // The workload's commands, as the shell runs them.
     run.assert_log_contains("execve(\"/bin/uname\"")
