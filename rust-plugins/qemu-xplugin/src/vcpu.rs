@@ -80,22 +80,7 @@ impl Vcpu {
     /// Reads register `name` into a glib buffer and hands its bytes to `f`.
     fn read_register_with<R>(&self, name: &str, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.need(RegAccess::Read, || format!("read register '{name}'"))?;
-        let handle = register(name)?;
-        ffi::with_scratch(|buf| {
-            // SAFETY: we are in a vCPU callback with read access (checked
-            // above); the handle came from qemu_plugin_get_registers and buf
-            // is valid.
-            let size = unsafe { sys::qemu_plugin_read_register(handle, buf.as_ptr()) };
-            if size <= 0 {
-                return Err(Error::new(format!("cannot read register '{name}'")));
-            }
-            Ok(f(buf.as_slice()))
-        })
-    }
-
-    /// The size of register `name` in bytes.
-    fn register_size(&self, name: &str) -> Result<usize> {
-        self.read_register_with(name, <[u8]>::len)
+        read_handle(register(name)?, name, f)
     }
 
     /// Reads register `name` as an integer (little-endian guest, up to 8
@@ -120,38 +105,35 @@ impl Vcpu {
 
     /// Writes register `name`; `value` must have the register's size.
     pub fn write_register(&mut self, name: &str, value: &[u8]) -> Result<()> {
-        self.need(RegAccess::ReadWrite, || format!("write register '{name}'"))?;
-        // QEMU reads as many bytes as the register has: check the size first.
-        let size = self.register_size(name)?;
+        let (handle, size) = self.writable_register(name)?;
         if value.len() != size {
             return Err(Error::new(format!(
                 "register '{name}' is {size} bytes, cannot write {} bytes to it",
                 value.len()
             )));
         }
-        let handle = register(name)?;
-        ffi::with_scratch(|buf| {
-            buf.set(value);
-            // SAFETY: vCPU callback with write access (checked); buf holds
-            // exactly the register's size.
-            let written = unsafe { sys::qemu_plugin_write_register(handle, buf.as_ptr()) };
-            if written <= 0 {
-                return Err(Error::new(format!("cannot write register '{name}'")));
-            }
-            Ok(())
-        })
+        write_handle(handle, name, value)
     }
 
     /// Writes register `name` from an integer (little-endian guest), which
     /// must fit the register.
     pub fn write_register_u64(&mut self, name: &str, value: u64) -> Result<()> {
-        let size = self.register_size(name)?;
+        let (handle, size) = self.writable_register(name)?;
         if size > 8 || (size < 8 && value >> (size * 8) != 0) {
             return Err(Error::new(format!(
                 "value {value:#x} does not fit register '{name}' ({size} bytes)"
             )));
         }
-        self.write_register(name, &value.to_le_bytes()[..size])
+        write_handle(handle, name, &value.to_le_bytes()[..size])
+    }
+
+    /// Checks write access to register `name`; its handle and its size
+    /// (QEMU writes as many bytes as the register has: callers check the
+    /// value's size against it first).
+    fn writable_register(&self, name: &str) -> Result<(*mut sys::qemu_plugin_register, usize)> {
+        self.need(RegAccess::ReadWrite, || format!("write register '{name}'"))?;
+        let handle = register(name)?;
+        Ok((handle, read_handle(handle, name, <[u8]>::len)?))
     }
 
     /// Reads `len` bytes of guest memory at virtual address `vaddr`.
@@ -269,6 +251,40 @@ impl Vcpu {
         }
         Ok(())
     }
+}
+
+/// Reads the register behind `handle` (called `name`) and hands its bytes
+/// to `f`. The caller has checked read access.
+fn read_handle<R>(
+    handle: *mut sys::qemu_plugin_register,
+    name: &str,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    ffi::with_scratch(|buf| {
+        // SAFETY: we are in a vCPU callback with read access (checked by the
+        // caller); the handle came from qemu_plugin_get_registers and buf is
+        // valid.
+        let size = unsafe { sys::qemu_plugin_read_register(handle, buf.as_ptr()) };
+        if size <= 0 {
+            return Err(Error::new(format!("cannot read register '{name}'")));
+        }
+        Ok(f(buf.as_slice()))
+    })
+}
+
+/// Writes `value`, which has the register's size, to the register behind
+/// `handle` (called `name`). The caller has checked write access.
+fn write_handle(handle: *mut sys::qemu_plugin_register, name: &str, value: &[u8]) -> Result<()> {
+    ffi::with_scratch(|buf| {
+        buf.set(value);
+        // SAFETY: vCPU callback with write access (checked by the caller);
+        // buf holds exactly the register's size.
+        let written = unsafe { sys::qemu_plugin_write_register(handle, buf.as_ptr()) };
+        if written <= 0 {
+            return Err(Error::new(format!("cannot write register '{name}'")));
+        }
+        Ok(())
+    })
 }
 
 /// Redirects the vCPU now. Call it last, from the C trampoline, once every
