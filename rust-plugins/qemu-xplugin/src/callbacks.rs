@@ -97,21 +97,14 @@ fn registry() -> &'static Registry {
 pub(crate) fn clear_registry() {
     let r = registry();
     for list in [&r.vcpu_init, &r.vcpu_exit, &r.vcpu_idle, &r.vcpu_resume] {
-        list.write().unwrap_or_else(|e| e.into_inner()).clear();
+        clear(list);
     }
-    for list in [&r.flush, &r.exit] {
-        list.write().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-    r.translate
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
-    r.syscall.write().unwrap_or_else(|e| e.into_inner()).clear();
-    r.syscall_ret
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
-    r.discon.write().unwrap_or_else(|e| e.into_inner()).clear();
+    clear(&r.flush);
+    clear(&r.exit);
+    clear(&r.translate);
+    clear(&r.syscall);
+    clear(&r.syscall_ret);
+    clear(&r.discon);
 }
 
 pub(crate) fn plugin_name() -> &'static str {
@@ -132,6 +125,10 @@ pub(crate) fn set_plugin(id: sys::qemu_plugin_id_t, name: String, info: PluginIn
 /// run, so a callback may register more.
 fn snapshot<T: ?Sized>(list: &RwLock<Vec<Arc<T>>>) -> Vec<Arc<T>> {
     list.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn clear<T: ?Sized>(list: &RwLock<Vec<Arc<T>>>) {
+    list.write().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 fn push<T: ?Sized>(list: &RwLock<Vec<Arc<T>>>, f: Arc<T>) -> bool {
