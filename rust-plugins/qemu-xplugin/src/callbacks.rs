@@ -162,34 +162,42 @@ impl Install {
 
     /// Runs `f` on each vCPU when it starts (with register access).
     pub fn on_vcpu_init(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
-        if push(&registry().vcpu_init, Arc::new(f)) {
-            // SAFETY: registers a trampoline with a matching signature.
-            unsafe { sys::qemu_plugin_register_vcpu_init_cb(plugin_id(), Some(vcpu_init)) }
-        }
+        add_vcpu_fn(
+            &registry().vcpu_init,
+            Arc::new(f),
+            sys::qemu_plugin_register_vcpu_init_cb,
+            vcpu_init,
+        );
     }
 
     /// Runs `f` on each vCPU when it stops.
     pub fn on_vcpu_exit(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
-        if push(&registry().vcpu_exit, Arc::new(f)) {
-            // SAFETY: as above.
-            unsafe { sys::qemu_plugin_register_vcpu_exit_cb(plugin_id(), Some(vcpu_exit)) }
-        }
+        add_vcpu_fn(
+            &registry().vcpu_exit,
+            Arc::new(f),
+            sys::qemu_plugin_register_vcpu_exit_cb,
+            vcpu_exit,
+        );
     }
 
     /// Runs `f` when a vCPU goes idle (system mode: it halted and waits).
     pub fn on_vcpu_idle(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
-        if push(&registry().vcpu_idle, Arc::new(f)) {
-            // SAFETY: as above.
-            unsafe { sys::qemu_plugin_register_vcpu_idle_cb(plugin_id(), Some(vcpu_idle)) }
-        }
+        add_vcpu_fn(
+            &registry().vcpu_idle,
+            Arc::new(f),
+            sys::qemu_plugin_register_vcpu_idle_cb,
+            vcpu_idle,
+        );
     }
 
     /// Runs `f` when an idle vCPU resumes.
     pub fn on_vcpu_resume(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
-        if push(&registry().vcpu_resume, Arc::new(f)) {
-            // SAFETY: as above.
-            unsafe { sys::qemu_plugin_register_vcpu_resume_cb(plugin_id(), Some(vcpu_resume)) }
-        }
+        add_vcpu_fn(
+            &registry().vcpu_resume,
+            Arc::new(f),
+            sys::qemu_plugin_register_vcpu_resume_cb,
+            vcpu_resume,
+        );
     }
 
     /// Runs `f` when QEMU flushes its translated code (all vCPUs stopped):
@@ -310,6 +318,21 @@ impl Install {
                 )
             }
         }
+    }
+}
+
+/// Adds `f` to the closures of a vCPU event; the first one registers the
+/// event's trampoline with QEMU through `register`.
+fn add_vcpu_fn(
+    list: &RwLock<Vec<Arc<VcpuFn>>>,
+    f: Arc<VcpuFn>,
+    register: unsafe extern "C" fn(sys::qemu_plugin_id_t, sys::qemu_plugin_vcpu_simple_cb_t),
+    trampoline: extern "C" fn(sys::qemu_plugin_id_t, c_uint),
+) {
+    if push(list, f) {
+        // SAFETY: `register` is one of QEMU's vCPU event registrations and
+        // `trampoline` has the signature of its callbacks.
+        unsafe { register(plugin_id(), Some(trampoline)) }
     }
 }
 
