@@ -4,8 +4,9 @@ use std::ffi::{c_char, c_int};
 
 use qemu_xplugin_sys as sys;
 
-use crate::callbacks::{set_plugin, PluginInfo};
 use crate::ffi;
+use crate::install::PluginInfo;
+use crate::registry::set_plugin;
 use crate::{Args, Install, Result};
 
 /// `qemu_plugin_name`: the name as a NUL-terminated byte array.
@@ -80,7 +81,13 @@ pub unsafe fn install(
         };
         (name, info, args)
     };
-    set_plugin(id, name, info);
+    if let Err(err) = set_plugin(id, name, info) {
+        // Another install of this very library is running the plugin: say
+        // so and touch nothing of its state.
+        eprintln!("{err}");
+        ffi::outs(&format!("{err}\n"));
+        return 1;
+    }
 
     ffi::install_panic_hook();
     let result = (|| -> Result<()> {

@@ -2,7 +2,6 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
-use std::process;
 
 use qemu_xplugin_sys as sys;
 
@@ -25,11 +24,33 @@ pub(crate) fn in_callback<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// An error a callback returned: logged, the guest goes on.
+#[inline(always)]
+pub(crate) fn report(result: crate::Result<()>, what: &str) {
+    if let Err(err) = result {
+        report_error(&err, what);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn report_error(err: &crate::Error, what: &str) {
+    tracing::error!("{what} callback: {err}");
+}
+
 /// Makes every panic of this plugin (each plugin library has its own
 /// standard library, so its own hook) print where it happened, to QEMU's
-/// log and to standard error, and exit with status 1. Should a plugin
-/// replace the hook, a panic reaching a callback's `extern "C"` boundary
-/// aborts the process instead, which is still defined behaviour.
+/// log and to standard error, and end QEMU with status 1 at once.
+///
+/// At once means `_exit`, not `exit`: `exit` would run QEMU's atexit
+/// handlers, among them this plugin's exit callbacks, on the panicking
+/// thread, which may hold a lock those callbacks take (a deadlock), while
+/// other vCPUs go on. `_exit` ends every thread; nothing of QEMU or the
+/// plugins runs after the message.
+///
+/// Should a plugin replace the hook, a panic reaching a callback's
+/// `extern "C"` boundary aborts the process instead (Rust 1.81 and later,
+/// the workspace's `rust-version`), which is still defined behaviour.
 pub(crate) fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let reason = panic_message(info.payload());
@@ -43,7 +64,10 @@ pub(crate) fn install_panic_hook() {
         );
         outs(&msg);
         eprint!("{msg}");
-        process::exit(1)
+        // SAFETY: _exit ends the process without running atexit handlers
+        // or destructors; it has no precondition. QEMU's log was flushed
+        // by outs (qemu_log_unlock flushes) and stderr is unbuffered.
+        unsafe { libc::_exit(1) }
     }));
 }
 

@@ -15,9 +15,9 @@ use std::sync::{Mutex, OnceLock};
 
 use qemu_xplugin_sys as sys;
 
-use crate::callbacks::plugin_id;
 use crate::ffi::{self, c_string, in_callback};
-use crate::{Error, Install, Result};
+use crate::registry::plugin_id;
+use crate::{Error, Install, QemuThread, Result};
 
 /// The types exported functions can have: `extern "C" fn` pointers of up to
 /// six arguments. Calling one is safe; the SDK checks, when importing, that
@@ -169,18 +169,25 @@ impl<T: EventData> Clone for Event<T> {
 
 impl<T: EventData> Copy for Event<T> {}
 
-// SAFETY: QEMU allows firing an event from any vCPU thread at once; the
-// handle itself is never freed while the plugin is loaded.
+// SAFETY: the handle is never freed while the plugin is loaded, and moving
+// it between threads does nothing. Firing enters an RCU read section,
+// which only threads registered with QEMU's RCU may do: `fire` therefore
+// takes a `&QemuThread`, which exists only on such threads (vCPU threads
+// and the main thread, inside callbacks) and cannot leave them. Scenario
+// that would break it: a way to fire without that token, from a thread
+// the plugin spawned, racing an unsubscribe (use after free).
 unsafe impl<T: EventData> Send for Event<T> {}
 // SAFETY: as above.
 unsafe impl<T: EventData> Sync for Event<T> {}
 
 impl<T: EventData> Event<T> {
     /// Runs every subscriber with `data`, in this thread; subscribers may
-    /// change it, which is how they answer.
-    pub fn fire(&self, data: &mut T) {
+    /// change it, which is how they answer. `on` (a `&Vcpu` will do) shows
+    /// that this is a thread QEMU knows.
+    pub fn fire(&self, _on: &QemuThread, data: &mut T) {
         // SAFETY: raw is a live event handle; data is valid for the call and
-        // subscribers see it as the T they subscribed with (checked).
+        // subscribers see it as the T they subscribed with (checked); the
+        // token puts us on an RCU-registered QEMU thread.
         unsafe { sys::qemu_plugin_fire_event(self.raw, (data as *mut T).cast()) }
     }
 }

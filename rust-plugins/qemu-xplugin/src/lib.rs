@@ -28,7 +28,7 @@
 //!             }
 //!         }
 //!     });
-//!     plugin.on_exit(move || {
+//!     plugin.on_exit(move |_| {
 //!         tracing::info!("pc {pc:#x} ran {} times", hits.load(Ordering::Relaxed));
 //!     });
 //!     Ok(())
@@ -43,14 +43,18 @@
 //! it never unwinds into C.
 
 mod args;
-mod callbacks;
 mod error;
 mod ffi;
+mod hooks;
+mod install;
 mod interplugin;
 mod lifecycle;
 mod log;
 mod pervcpu;
+mod registry;
 mod scoreboard;
+mod thread;
+mod trampolines;
 mod translate;
 mod vcpu;
 
@@ -58,14 +62,16 @@ mod vcpu;
 pub mod __private;
 
 pub use args::{Args, FromArg};
-pub use callbacks::{Discontinuity, DiscontinuityKind, Install, PluginInfo, Syscall};
 pub use error::{Error, Result};
 pub use ffi::outs;
+pub use hooks::{ExecHook, MemAccess, MemHook, MemRw};
+pub use install::{Discontinuity, DiscontinuityKind, Install, PluginInfo, Syscall};
 pub use interplugin::{Event, EventData, ExternFn, Subscription};
 pub use lifecycle::{reset, uninstall};
 pub use pervcpu::PerVcpu;
 pub use scoreboard::Counter;
-pub use translate::{ExecHook, Insn, MemAccess, MemHook, MemRw, Tb};
+pub use thread::QemuThread;
+pub use translate::{Insn, Tb};
 pub use vcpu::{RegAccess, Vcpu};
 
 /// The raw bindings, for what the SDK does not wrap yet (needs `unsafe`).
@@ -76,7 +82,7 @@ pub const API_VERSION: u32 = sys::QEMU_PLUGIN_VERSION;
 
 /// The name QEMU gave this plugin, or `"plugin"` before it is installed.
 pub fn plugin_name() -> &'static str {
-    callbacks::plugin_name()
+    registry::plugin_name()
 }
 
 /// Declares a plugin: QEMU's entry points, calling `install` with the plugin

@@ -5,9 +5,9 @@ use std::sync::Mutex;
 
 use qemu_xplugin_sys as sys;
 
-use crate::callbacks::{clear_registry, plugin_id};
 use crate::ffi::in_callback;
-use crate::{Error, Install, Result};
+use crate::registry::{clear_registry, plugin_id};
+use crate::{Error, Install, QemuThread, Result};
 
 /// Where the plugin is in its life, for what QEMU allows when.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,11 +48,16 @@ fn check_running(what: &str) -> Result<()> {
 /// plugins imported from it stay callable.
 ///
 /// Errors during install and in exit callbacks, where QEMU cannot do it.
-pub fn uninstall() -> Result<()> {
+/// `on` (a `&Vcpu` will do): QEMU defers the work only when called on one
+/// of its threads; from another it would unload the plugin at once, under
+/// running vCPUs.
+pub fn uninstall(_on: &QemuThread) -> Result<()> {
     check_running("uninstall")?;
     // SAFETY: the ID is this plugin's; QEMU defers the unloading to a point
-    // where no vCPU runs this plugin's code (checked above: not from install
-    // or exit, where it would not).
+    // where no vCPU runs this plugin's code: we are on a QEMU thread (the
+    // token) and not in install or exit (checked above), where it would
+    // not. Scenario that would break it: a call from a plugin-spawned
+    // thread (current_cpu is NULL there: QEMU unloads synchronously).
     unsafe { sys::qemu_plugin_uninstall(plugin_id(), None) };
     Ok(())
 }
@@ -68,8 +73,11 @@ static PENDING_RESET: Mutex<Option<Reinstall>> = Mutex::new(None);
 /// and its counters stay. An error from `reinstall` is logged.
 ///
 /// Errors during install and in exit callbacks, and while an earlier reset
-/// is under way.
-pub fn reset(reinstall: impl FnOnce(&mut Install) -> Result<()> + Send + 'static) -> Result<()> {
+/// is under way. `on`: as for [`uninstall`].
+pub fn reset(
+    _on: &QemuThread,
+    reinstall: impl FnOnce(&mut Install) -> Result<()> + Send + 'static,
+) -> Result<()> {
     check_running("reset")?;
     {
         let mut pending = PENDING_RESET.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,7 +90,8 @@ pub fn reset(reinstall: impl FnOnce(&mut Install) -> Result<()> + Send + 'static
         *pending = Some(Box::new(reinstall));
     }
     // SAFETY: the ID is this plugin's and reset_done is a valid callback
-    // for the whole life of the plugin.
+    // for the whole life of the plugin; on a QEMU thread (the token), so
+    // QEMU defers the reset until no vCPU runs (as for uninstall).
     unsafe { sys::qemu_plugin_reset(plugin_id(), Some(reset_done)) };
     Ok(())
 }
@@ -91,7 +100,11 @@ pub fn reset(reinstall: impl FnOnce(&mut Install) -> Result<()> + Send + 'static
 /// closures, then let the plugin register new ones.
 extern "C" fn reset_done(_id: sys::qemu_plugin_id_t) {
     in_callback(|| {
+        // QEMU flushed its translated code before removing the callbacks
+        // (with every vCPU stopped): the per-block closures can go.
+        crate::hooks::free_block_closures();
         clear_registry();
+        crate::trampolines::flush_unregistered();
         let reinstall = PENDING_RESET
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -20,22 +20,27 @@ impl<T: Default> PerVcpu<T> {
         }
     }
 
-    /// Runs `f` with the value of `vcpu`.
+    /// Runs `f` with the value of `vcpu`. `f` must not call `with` for the
+    /// same vCPU on the same `PerVcpu` (it would wait for itself).
     pub fn with<R>(&self, vcpu: &Vcpu, f: impl FnOnce(&mut T) -> R) -> R {
         let index = vcpu.index() as usize;
-        {
-            let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(Some(slot)) = slots.get(index) {
-                let mut value = slot.lock().unwrap_or_else(PoisonError::into_inner);
-                return f(&mut value);
+        loop {
+            {
+                let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+                if let Some(Some(slot)) = slots.get(index) {
+                    let mut value = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                    return f(&mut value);
+                }
             }
+            // First use by this vCPU: make its slot under the write lock,
+            // then run `f` as above, under the read lock only, so that
+            // other vCPUs are not held up by `f`.
+            let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+            if slots.len() <= index {
+                slots.resize_with(index + 1, || None);
+            }
+            slots[index].get_or_insert_with(Default::default);
         }
-        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
-        if slots.len() <= index {
-            slots.resize_with(index + 1, || None);
-        }
-        let slot = slots[index].get_or_insert_with(Default::default);
-        f(slot.get_mut().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Runs `f` on the value of every vCPU that has one, by index.
@@ -86,5 +91,47 @@ mod tests {
         let mut total = 0;
         counts.for_each(|_, n| total += *n);
         assert_eq!(total, 40_000);
+    }
+
+    /// A vCPU's first use must not block the others: its closure may wait
+    /// for a lock that another vCPU holds while that vCPU uses its value.
+    #[test]
+    fn a_first_use_does_not_block_other_vcpus() {
+        use std::sync::mpsc;
+        use std::sync::{Arc, Mutex};
+        use std::time::Duration;
+
+        let values = Arc::new(PerVcpu::<u64>::new());
+        let shared = Arc::new(Mutex::new(()));
+        // vCPU 1 has a value already.
+        values.with(&Vcpu::new(1, RegAccess::None), |n| *n = 1);
+        let (locked, wait_locked) = mpsc::channel();
+        let (in_first_use, wait_first_use) = mpsc::channel();
+        let (done, finished) = mpsc::channel();
+
+        let (v, s, d) = (values.clone(), shared.clone(), done.clone());
+        std::thread::spawn(move || {
+            wait_locked.recv().unwrap();
+            // vCPU 0, first use: its closure waits for the lock vCPU 1 holds.
+            v.with(&Vcpu::new(0, RegAccess::None), |n| {
+                in_first_use.send(()).unwrap();
+                let _lock = s.lock().unwrap();
+                *n = 1;
+            });
+            d.send(0).unwrap();
+        });
+        std::thread::spawn(move || {
+            let held = shared.lock().unwrap();
+            locked.send(()).unwrap();
+            wait_first_use.recv().unwrap();
+            // vCPU 1 uses its value while holding the lock.
+            values.with(&Vcpu::new(1, RegAccess::None), |n| *n += 1);
+            drop(held);
+            done.send(1).unwrap();
+        });
+        // Both finish; a minute means they waited for each other.
+        let a = finished.recv_timeout(Duration::from_secs(60));
+        let b = finished.recv_timeout(Duration::from_secs(60));
+        assert!(a.is_ok() && b.is_ok(), "vCPUs 0 and 1 deadlocked");
     }
 }

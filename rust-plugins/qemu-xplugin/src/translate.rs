@@ -1,181 +1,13 @@
-//! Translation time: blocks and instructions, and what runs when they do.
+//! Translation time: blocks and instructions, and what to run when they do.
 
-use std::ffi::{c_uint, c_void};
 use std::marker::PhantomData;
 
 use qemu_xplugin_sys as sys;
 
-use crate::ffi::{self, in_callback};
-use crate::vcpu::{apply_redirect, RegAccess, Vcpu};
+use crate::ffi;
+use crate::hooks::{ExecHook, MemHook};
+use crate::vcpu::{RegAccess, Vcpu};
 use crate::{Counter, Result};
-
-type MemFn = dyn Fn(&mut Vcpu, &MemAccess) -> Result<()> + Send + Sync;
-
-/// A closure to run when an instruction or block executes, made once with
-/// [`crate::Install::exec_hook`] and attached to any number of them. It lives
-/// as long as the plugin, so attaching it allocates nothing, and its
-/// trampoline is made for its closure type, so the closure is inlined into
-/// the function QEMU calls.
-#[derive(Clone, Copy)]
-pub struct ExecHook {
-    access: RegAccess,
-    trampoline: extern "C" fn(c_uint, *mut c_void),
-    /// The leaked `ExecData<F>` of the trampoline's `F`.
-    data: usize,
-}
-
-struct ExecData<F> {
-    access: RegAccess,
-    f: F,
-}
-
-impl ExecHook {
-    pub(crate) fn new<F>(access: RegAccess, f: F) -> Self
-    where
-        F: Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static,
-    {
-        let data: &'static ExecData<F> = Box::leak(Box::new(ExecData { access, f }));
-        Self {
-            access,
-            trampoline: exec_trampoline::<F>,
-            data: data as *const ExecData<F> as usize,
-        }
-    }
-
-    fn udata(&self) -> *mut c_void {
-        self.data as *mut c_void
-    }
-}
-
-extern "C" fn exec_trampoline<F>(vcpu_index: c_uint, udata: *mut c_void)
-where
-    F: Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static,
-{
-    // SAFETY: udata is the leaked, never freed ExecData<F> of an ExecHook
-    // made with this trampoline.
-    let hook = unsafe { &*(udata as *const ExecData<F>) };
-    let redirect = in_callback(|| {
-        let mut vcpu = Vcpu::new(vcpu_index, hook.access);
-        report((hook.f)(&mut vcpu), "execution");
-        vcpu.take_redirect()
-    });
-    apply_redirect(redirect);
-}
-
-/// A closure to run on every memory access of an instruction, made once with
-/// [`crate::Install::mem_hook`].
-#[derive(Clone, Copy)]
-pub struct MemHook {
-    inner: &'static MemInner,
-}
-
-struct MemInner {
-    access: RegAccess,
-    rw: MemRw,
-    f: Box<MemFn>,
-}
-
-impl MemHook {
-    pub(crate) fn new(
-        access: RegAccess,
-        rw: MemRw,
-        f: impl Fn(&mut Vcpu, &MemAccess) -> Result<()> + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            inner: Box::leak(Box::new(MemInner {
-                access,
-                rw,
-                f: Box::new(f),
-            })),
-        }
-    }
-}
-
-/// Which memory accesses a [`MemHook`] sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MemRw {
-    /// Loads.
-    Read,
-    /// Stores.
-    Write,
-    /// Both.
-    ReadWrite,
-}
-
-impl MemRw {
-    fn raw(self) -> sys::qemu_plugin_mem_rw {
-        match self {
-            MemRw::Read => sys::qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_R,
-            MemRw::Write => sys::qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_W,
-            MemRw::ReadWrite => sys::qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_RW,
-        }
-    }
-}
-
-/// One memory access, as a [`MemHook`] sees it (after the access).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MemAccess {
-    /// Virtual address.
-    pub vaddr: u64,
-    /// A store (else a load).
-    pub is_store: bool,
-    /// Size in bytes.
-    pub size: u32,
-    /// The value loaded or stored (the low 64 bits of a 128-bit access).
-    pub value: u64,
-}
-
-extern "C" fn mem_trampoline(
-    vcpu_index: c_uint,
-    info: sys::qemu_plugin_meminfo_t,
-    vaddr: u64,
-    udata: *mut c_void,
-) {
-    // SAFETY: udata is the leaked, never freed MemInner of a MemHook.
-    let hook = unsafe { &*(udata as *const MemInner) };
-    let redirect = in_callback(|| {
-        // SAFETY: info is the handle QEMU passed to this callback.
-        let access = unsafe {
-            let value = sys::qemu_plugin_mem_get_value(info);
-            MemAccess {
-                vaddr,
-                is_store: sys::qemu_plugin_mem_is_store(info),
-                size: 1 << sys::qemu_plugin_mem_size_shift(info),
-                value: match value.type_ {
-                    sys::qemu_plugin_mem_value_type::QEMU_PLUGIN_MEM_VALUE_U8 => {
-                        value.data.u8_.into()
-                    }
-                    sys::qemu_plugin_mem_value_type::QEMU_PLUGIN_MEM_VALUE_U16 => {
-                        value.data.u16_.into()
-                    }
-                    sys::qemu_plugin_mem_value_type::QEMU_PLUGIN_MEM_VALUE_U32 => {
-                        value.data.u32_.into()
-                    }
-                    sys::qemu_plugin_mem_value_type::QEMU_PLUGIN_MEM_VALUE_U64 => value.data.u64_,
-                    _ => value.data.u128_.low,
-                },
-            }
-        };
-        let mut vcpu = Vcpu::new(vcpu_index, hook.access);
-        report((hook.f)(&mut vcpu, &access), "memory");
-        vcpu.take_redirect()
-    });
-    apply_redirect(redirect);
-}
-
-/// An error a callback returned: logged, the guest goes on.
-#[inline(always)]
-pub(crate) fn report(result: Result<()>, what: &str) {
-    if let Err(err) = result {
-        report_error(&err, what);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn report_error(err: &crate::Error, what: &str) {
-    tracing::error!("{what} callback: {err}");
-}
 
 /// A translation block being translated. Valid during the translation
 /// callback only, as are its instructions.
@@ -232,14 +64,15 @@ impl<'a> Tb<'a> {
     }
 
     /// Runs `f` every time the block starts executing: for a closure that
-    /// captures data about this block. Each call keeps a small allocation
-    /// until QEMU exits; a hook shared by many blocks is an [`ExecHook`].
+    /// captures data about this block. The closure is freed when QEMU
+    /// flushes its translated code; a hook shared by many blocks is an
+    /// [`ExecHook`].
     pub fn on_exec_fn(
         &self,
         access: RegAccess,
         f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static,
     ) {
-        self.on_exec(&ExecHook::new(access, f));
+        self.on_exec(&ExecHook::for_one_block(access, f));
     }
 
     /// Adds `n` to `counter` (for the executing vCPU) every time the block
@@ -320,7 +153,7 @@ impl Insn<'_> {
         access: RegAccess,
         f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static,
     ) {
-        self.on_exec(&ExecHook::new(access, f));
+        self.on_exec(&ExecHook::for_one_block(access, f));
     }
 
     /// Runs `hook` after every memory access the instruction makes.
@@ -329,10 +162,10 @@ impl Insn<'_> {
         unsafe {
             sys::qemu_plugin_register_vcpu_mem_cb(
                 self.raw,
-                Some(mem_trampoline),
-                hook.inner.access.flags(),
-                hook.inner.rw.raw(),
-                (hook.inner as *const MemInner).cast_mut().cast(),
+                Some(hook.trampoline),
+                hook.access.flags(),
+                hook.rw.raw(),
+                hook.udata(),
             )
         }
     }

@@ -1,13 +1,15 @@
 //! The vCPU a callback runs on: registers, memory, control flow.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::OnceLock;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use qemu_xplugin_sys as sys;
 
 use crate::ffi;
-use crate::{Error, Result};
+use crate::{Error, QemuThread, Result};
 
 /// What a callback may do with the vCPU's registers. QEMU keeps the guest's
 /// registers in host registers across callbacks that do not need them, so
@@ -37,21 +39,42 @@ impl RegAccess {
 
 /// The vCPU a callback runs on.
 ///
-/// Register and memory access is only valid during the callback, which is
-/// why a `Vcpu` is only ever lent to one.
-#[derive(Debug)]
+/// Register and memory access is only valid during the callback, on the
+/// vCPU's own thread, which is why a `Vcpu` is only ever lent to one
+/// callback and is neither `Send` nor `Sync`. It dereferences to the
+/// [`QemuThread`] token, so it can be passed where one is needed.
 pub struct Vcpu {
     index: u32,
     access: RegAccess,
     redirect: Option<u64>,
+    thread: QemuThread,
+}
+
+impl std::fmt::Debug for Vcpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vcpu")
+            .field("index", &self.index)
+            .field("access", &self.access)
+            .finish()
+    }
+}
+
+impl Deref for Vcpu {
+    type Target = QemuThread;
+
+    fn deref(&self) -> &QemuThread {
+        &self.thread
+    }
 }
 
 impl Vcpu {
+    /// Only trampolines make one, for the vCPU QEMU runs the callback on.
     pub(crate) fn new(index: u32, access: RegAccess) -> Self {
         Self {
             index,
             access,
             redirect: None,
+            thread: QemuThread::here(),
         }
     }
 
@@ -67,7 +90,7 @@ impl Vcpu {
 
     /// The names of the vCPU's registers, as QEMU's gdbstub knows them.
     pub fn register_names(&self) -> Vec<String> {
-        let mut names: Vec<_> = registers().keys().cloned().collect();
+        let mut names: Vec<_> = with_registers(self.index, |r| r.keys().cloned().collect());
         names.sort();
         names
     }
@@ -80,7 +103,7 @@ impl Vcpu {
     /// Reads register `name` into a glib buffer and hands its bytes to `f`.
     fn read_register_with<R>(&self, name: &str, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.need(RegAccess::Read, || format!("read register '{name}'"))?;
-        read_handle(register(name)?, name, f)
+        read_handle(register(self.index, name)?, name, f)
     }
 
     /// Reads register `name` as an integer (little-endian guest, up to 8
@@ -132,7 +155,7 @@ impl Vcpu {
     /// value's size against it first).
     fn writable_register(&self, name: &str) -> Result<(*mut sys::qemu_plugin_register, usize)> {
         self.need(RegAccess::ReadWrite, || format!("write register '{name}'"))?;
-        let handle = register(name)?;
+        let handle = register(self.index, name)?;
         Ok((handle, read_handle(handle, name, <[u8]>::len)?))
     }
 
@@ -353,36 +376,69 @@ impl Hasher for Fnv {
 
 type Registers = HashMap<String, usize, BuildHasherDefault<Fnv>>;
 
-/// Register handles by name, read once from a vCPU (every vCPU of a machine
-/// has the same registers).
-fn registers() -> &'static Registers {
-    static REGISTERS: OnceLock<Registers> = OnceLock::new();
-    REGISTERS.get_or_init(|| {
-        let mut map = Registers::default();
-        // SAFETY: only called from vCPU callbacks (through Vcpu), where
-        // qemu_plugin_get_registers is allowed. The GArray holds `len`
-        // descriptors whose names are static strings; we free the array,
-        // not the strings, as the API says.
-        unsafe {
-            let array = sys::qemu_plugin_get_registers();
-            if !array.is_null() {
-                let descs = (*array).data as *const sys::qemu_plugin_reg_descriptor;
-                for i in 0..(*array).len as usize {
-                    let desc = &*descs.add(i);
-                    if let Some(name) = ffi::copy_c_str(desc.name) {
-                        map.insert(name, desc.handle as usize);
-                    }
-                }
-                sys::g_array_free(array, true as sys::gboolean);
-            }
+/// Register handles by vCPU index: QEMU's handles are per CPU class (the
+/// gdbstub register number), and a machine may mix classes, so each vCPU
+/// has its own table, read once from QEMU on that vCPU.
+static TABLES: Mutex<Vec<Option<Arc<Registers>>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The table of the vCPU this thread ran last: a thread runs one vCPU
+    /// (MTTCG, user mode) or takes turns (round-robin TCG).
+    static LAST: RefCell<Option<(u32, Arc<Registers>)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the register table of vCPU `index`, which must be the
+/// vCPU of the running callback (a `Vcpu` is only made there).
+fn with_registers<R>(index: u32, f: impl FnOnce(&Registers) -> R) -> R {
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((i, table)) if *i == index => return f(table),
+            _ => {}
         }
-        map
+        let table = {
+            let mut tables = TABLES.lock().unwrap_or_else(PoisonError::into_inner);
+            let i = index as usize;
+            if tables.len() <= i {
+                tables.resize(i + 1, None);
+            }
+            tables[i]
+                .get_or_insert_with(|| Arc::new(read_registers()))
+                .clone()
+        };
+        let r = f(&table);
+        *last = Some((index, table));
+        r
     })
 }
 
-fn register(name: &str) -> Result<*mut sys::qemu_plugin_register> {
-    registers()
-        .get(name)
-        .map(|&handle| handle as *mut sys::qemu_plugin_register)
+/// The registers of the vCPU running this callback, from QEMU.
+fn read_registers() -> Registers {
+    let mut map = Registers::default();
+    // SAFETY: only called from vCPU callbacks (through Vcpu, which exists
+    // only there, on the vCPU's thread), where qemu_plugin_get_registers
+    // is allowed and describes that vCPU. The GArray holds `len`
+    // descriptors whose names are static strings; we free the array, not
+    // the strings, as the API says. Scenario that would break it: a Vcpu
+    // used off its thread (prevented: Vcpu is !Send and !Sync).
+    unsafe {
+        let array = sys::qemu_plugin_get_registers();
+        if !array.is_null() {
+            let descs = (*array).data as *const sys::qemu_plugin_reg_descriptor;
+            for i in 0..(*array).len as usize {
+                let desc = &*descs.add(i);
+                if let Some(name) = ffi::copy_c_str(desc.name) {
+                    map.insert(name, desc.handle as usize);
+                }
+            }
+            sys::g_array_free(array, true as sys::gboolean);
+        }
+    }
+    map
+}
+
+fn register(index: u32, name: &str) -> Result<*mut sys::qemu_plugin_register> {
+    with_registers(index, |r| r.get(name).copied())
+        .map(|handle| handle as *mut sys::qemu_plugin_register)
         .ok_or_else(|| Error::new(format!("unknown register '{name}'")))
 }

@@ -213,6 +213,18 @@ impl Qemu {
         self
     }
 
+    /// Loads the plugin library at `path` with arguments `args` (may be
+    /// empty).
+    pub fn plugin_path(mut self, path: &Path, args: &str) -> Self {
+        let mut arg = path.as_os_str().to_owned();
+        if !args.is_empty() {
+            arg.push(",");
+            arg.push(args);
+        }
+        self.plugins.push(arg);
+        self
+    }
+
     /// Loads a second copy of the injector (plugins need distinct names),
     /// with arguments `args`.
     pub fn plugin_copy_of_injector(mut self, args: &str) -> Self {

@@ -145,3 +145,49 @@ fn a_panic_stops_qemu_with_a_message() {
             .assert_log_contains(&format!("misbehave: panic: {message} at "));
     }
 }
+
+/// The panic hook must end QEMU without running exit handlers: an exit
+/// callback that takes a lock the panicking callback held would deadlock.
+#[test]
+fn a_panic_holding_a_lock_stops_qemu() {
+    let run = misbehave("panic-holding-lock", false);
+    run.assert_code(1)
+        .assert_stderr_contains("misbehave: panic: deliberate panic holding a lock at ")
+        .assert_log_contains("misbehave: panic: deliberate panic holding a lock at ");
+    assert!(
+        !run.log.contains("exit callback ran"),
+        "exit callbacks ran after a panic:\n{run:#?}"
+    );
+}
+
+/// Every syscall filter is kept, asked in registration order; the first
+/// answer wins.
+#[test]
+fn two_syscall_filters_are_both_kept() {
+    let run = misbehave("two-filters", false);
+    run.assert_code(0)
+        .assert_stdout_line("syscall(1000) returned 7");
+    assert!(
+        !run.log.contains("second filter asked"),
+        "the second filter was asked though the first answered:\n{run:#?}"
+    );
+}
+
+/// One library loaded twice (here through a hard link, so under two file
+/// names) is one set of statics: the SDK refuses the second install.
+#[test]
+fn the_same_library_twice_is_refused() {
+    let dir = std::env::temp_dir().join(format!("xplugin-test-{}-twice", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let link = dir.join("libcounter_again.so");
+    let _ = std::fs::remove_file(&link);
+    std::fs::hard_link(xplugin_tests::plugin("counter"), &link).expect("hard link");
+    let run = Qemu::user(TARGETS)
+        .plugin("counter")
+        .plugin_path(&link, "")
+        .run();
+    let _ = std::fs::remove_dir_all(&dir);
+    run.assert_code(1).assert_stderr_contains(
+        "counter_again: this library is already installed as plugin 'counter'",
+    );
+}

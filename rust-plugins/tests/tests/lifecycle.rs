@@ -40,6 +40,11 @@ fn assert_reset_took_effect(run: &Run, after: u64) {
     assert!(at_reset >= after, "{run:?}");
     assert_eq!(blocks, at_reset, "phase 1 ran after the reset: {run:?}");
     assert!(insns > 0, "phase 2 counted nothing: {run:?}");
+    // Per-block closures of phase 1 are freed once QEMU dropped the
+    // blocks they were attached to.
+    let closures = run.log_numbers("lifecycle: closures of phase 1: ");
+    assert!(closures[0] > 0, "{run:?}");
+    assert_eq!(closures[0], closures[1], "closures leaked: {run:?}");
     // The exit callback registered before the reset is gone.
     assert_no_log_line(run, "lifecycle: phase 1 ran to the end");
 }

@@ -21,7 +21,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         counted.fetch_add(1, Ordering::Relaxed);
         block.flag = block.pc >= flag_from;
     })?;
-    plugin.on_exit(move || {
+    plugin.on_exit(move |_| {
         qemu_xplugin::outs(&format!(
             "block-stats: received {} of {} events\n",
             received.load(Ordering::Relaxed),

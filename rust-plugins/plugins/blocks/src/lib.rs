@@ -7,17 +7,19 @@
 //! once it has fired N events; its subscribers stay.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use blocks_api::{BlockExec, FiredFn, BLOCK_EVENT, FIRED};
-use qemu_xplugin::{Args, Counter, Install, RegAccess, Result};
+use qemu_xplugin::{Args, Install, RegAccess, Result};
 
-static FIRED_COUNT: OnceLock<Counter> = OnceLock::new();
+/// Events fired so far, for [`blocks_fired`], which other plugins call
+/// from their own callbacks.
+static FIRED_COUNT: AtomicU64 = AtomicU64::new(0);
 
 /// How many `block_exec` events this plugin has fired.
 #[no_mangle]
 pub extern "C" fn blocks_fired() -> u64 {
-    FIRED_COUNT.get().map_or(0, Counter::sum)
+    FIRED_COUNT.load(Ordering::Relaxed)
 }
 
 fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
@@ -25,7 +27,6 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     // Events claimed so far, when limited: claiming first makes the limit
     // exact however many vCPUs fire at once.
     let claimed = Arc::new(AtomicU64::new(0));
-    let fired = *FIRED_COUNT.get_or_init(Counter::new);
     let flagged = plugin.counter();
     let event = plugin.create_event::<BlockExec>(BLOCK_EVENT)?;
     plugin.export::<FiredFn>(FIRED, blocks_fired)?;
@@ -48,23 +49,23 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
                 pc,
                 flag: false,
             };
-            fired.add(vcpu.index(), 1);
-            event.fire(&mut data);
+            FIRED_COUNT.fetch_add(1, Ordering::Relaxed);
+            event.fire(vcpu, &mut data);
             if data.flag {
-                flagged.add(vcpu.index(), 1);
+                flagged.add(vcpu, 1);
             }
             if last {
                 tracing::info!("event limit reached: uninstalling");
-                qemu_xplugin::uninstall()?;
+                qemu_xplugin::uninstall(vcpu)?;
             }
             Ok(())
         });
     });
-    plugin.on_exit(move || {
+    plugin.on_exit(move |thread| {
         qemu_xplugin::outs(&format!(
             "blocks: fired {} events, {} flagged by subscribers\n",
-            fired.sum(),
-            flagged.sum()
+            blocks_fired(),
+            flagged.sum(thread)
         ));
     });
     Ok(())

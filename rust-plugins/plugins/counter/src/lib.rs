@@ -16,8 +16,10 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     let insns = plugin.counter();
     let blocks = plugin.counter();
     let idle = plugin.counter();
+    // Instructions counted by callback (mode=callback).
+    let mut by_callback = Arc::new(AtomicU64::new(0));
     plugin.on_vcpu_idle(move |vcpu| {
-        idle.add(vcpu.index(), 1);
+        idle.add(vcpu, 1);
         Ok(())
     });
     match mode.as_str() {
@@ -34,8 +36,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
                 counted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             });
-            let total = insns;
-            plugin.on_exit(move || total.add(0, executed.load(Ordering::Relaxed)));
+            by_callback = executed.clone();
             plugin.on_translate(move |tb| {
                 tb.inline_add(&blocks, 1);
                 for insn in tb.insns() {
@@ -47,12 +48,12 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
             return Err(format!("argument mode='{other}': expected inline or callback").into());
         }
     }
-    plugin.on_exit(move || {
+    plugin.on_exit(move |thread| {
         qemu_xplugin::outs(&format!(
             "counter: {} instructions, {} blocks ({mode}); vCPUs idled {} times\n",
-            insns.sum(),
-            blocks.sum(),
-            idle.sum()
+            insns.sum(thread) + by_callback.load(Ordering::Relaxed),
+            blocks.sum(thread),
+            idle.sum(thread)
         ));
     });
     Ok(())

@@ -35,7 +35,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
             insn.on_exec(&hook);
         }
     });
-    plugin.on_exit(move || {
+    plugin.on_exit(move |_| {
         qemu_xplugin::outs(&format!(
             "hook: skipped the function at {addr:#x} {} times, returning {ret}\n",
             skipped.load(Ordering::Relaxed)

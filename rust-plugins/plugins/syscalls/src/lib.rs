@@ -152,7 +152,7 @@ fn on_entry(vcpu: &mut Vcpu, event: &Event<SyscallEnter>, compat: bool, pc: u64)
         }
     }
 
-    event.fire(&mut data);
+    event.fire(vcpu, &mut data);
 
     for ((old, new), reg) in args.iter().zip(data.args).zip(regs) {
         if *old != new {
@@ -234,7 +234,7 @@ fn on_return(vcpu: &mut Vcpu, event: &Event<SyscallReturn>, pc: u64) -> Result<(
         args: pending.args,
         ret,
     };
-    event.fire(&mut data);
+    event.fire(vcpu, &mut data);
     if data.ret != ret {
         vcpu.write_register_u64("rax", data.ret as u64)?;
     }

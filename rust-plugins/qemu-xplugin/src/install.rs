@@ -1,0 +1,286 @@
+//! The public registration API: [`Install`], the context a plugin's
+//! install function gets, and the types its callbacks see. A registration
+//! puts the closure in the registry (`registry.rs`) and, for the first
+//! closure of an event, registers that event's trampoline
+//! (`trampolines.rs`) with QEMU.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use qemu_xplugin_sys as sys;
+
+use crate::hooks::{ExecHook, MemHook, MemRw};
+use crate::registry::{plugin_id, plugin_info, plugin_name, registry, List};
+use crate::trampolines;
+use crate::translate::Tb;
+use crate::vcpu::{RegAccess, Vcpu};
+use crate::{Counter, QemuThread, Result};
+
+/// What QEMU tells a plugin about the machine when it is installed.
+#[derive(Clone, Debug)]
+pub struct PluginInfo {
+    /// The guest architecture, e.g. `"x86_64"`.
+    pub target: String,
+    /// System emulation (else user mode).
+    pub system_emulation: bool,
+    /// Initial number of vCPUs (system emulation).
+    pub smp_vcpus: u32,
+    /// Maximum number of vCPUs (system emulation).
+    pub max_vcpus: u32,
+}
+
+/// A syscall as the guest made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Syscall {
+    /// The syscall number.
+    pub num: i64,
+    /// The arguments; how many are meaningful depends on the syscall.
+    pub args: [u64; 8],
+}
+
+/// The kind of a control flow discontinuity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscontinuityKind {
+    /// An asynchronous interrupt.
+    Interrupt,
+    /// A synchronous exception.
+    Exception,
+    /// A host call (semihosting).
+    HostCall,
+}
+
+/// An interrupt, exception or host call: the vCPU went from `from` to `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Discontinuity {
+    /// What happened.
+    pub kind: DiscontinuityKind,
+    /// PC of the instruction that was interrupted or faulted.
+    pub from: u64,
+    /// PC where execution continues.
+    pub to: u64,
+}
+
+/// The plugin being installed: register callbacks, hooks, exports and
+/// events here. Hooks made here are attached to blocks and instructions
+/// later, from the translation callback. Only the SDK makes one, on a
+/// QEMU thread, and it stays there (not `Send`).
+pub struct Install {
+    thread: QemuThread,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Install {
+    pub(crate) fn new() -> Self {
+        Self {
+            thread: QemuThread::here(),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// This plugin's name (its file name without `lib` and extension,
+    /// unless it declares another with [`crate::plugin!`]).
+    pub fn name(&self) -> &'static str {
+        plugin_name()
+    }
+
+    /// What QEMU said about the machine.
+    pub fn info(&self) -> &'static PluginInfo {
+        plugin_info()
+    }
+
+    /// Proof that the install function runs on a QEMU thread, e.g. to read
+    /// a [`Counter`].
+    pub fn thread(&self) -> &QemuThread {
+        &self.thread
+    }
+
+    /// Runs `f` on each vCPU when it starts (with register access).
+    pub fn on_vcpu_init(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
+        add_vcpu_fn(
+            &registry().vcpu_init,
+            Arc::new(f),
+            sys::qemu_plugin_register_vcpu_init_cb,
+            trampolines::vcpu_init,
+        );
+    }
+
+    /// Runs `f` on each vCPU when it stops.
+    pub fn on_vcpu_exit(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
+        add_vcpu_fn(
+            &registry().vcpu_exit,
+            Arc::new(f),
+            sys::qemu_plugin_register_vcpu_exit_cb,
+            trampolines::vcpu_exit,
+        );
+    }
+
+    /// Runs `f` when a vCPU goes idle (system mode: it halted and waits).
+    pub fn on_vcpu_idle(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
+        add_vcpu_fn(
+            &registry().vcpu_idle,
+            Arc::new(f),
+            sys::qemu_plugin_register_vcpu_idle_cb,
+            trampolines::vcpu_idle,
+        );
+    }
+
+    /// Runs `f` when an idle vCPU resumes.
+    pub fn on_vcpu_resume(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
+        add_vcpu_fn(
+            &registry().vcpu_resume,
+            Arc::new(f),
+            sys::qemu_plugin_register_vcpu_resume_cb,
+            trampolines::vcpu_resume,
+        );
+    }
+
+    /// Runs `f` when QEMU flushes its translated code (all vCPUs stopped):
+    /// blocks will be translated, and hooks attached, again.
+    pub fn on_flush(&mut self, f: impl Fn(&QemuThread) + Send + Sync + 'static) {
+        registry().flush.push(Arc::new(f));
+        trampolines::ensure_flush();
+    }
+
+    /// Runs `f` every time QEMU translates a block; `f` attaches hooks and
+    /// inline counters to the block and its instructions.
+    pub fn on_translate(&mut self, f: impl Fn(&Tb<'_>) + Send + Sync + 'static) {
+        if registry().translate.push(Arc::new(f)) {
+            // SAFETY: a registration of this plugin, with a trampoline of
+            // the callback's type; no user data.
+            unsafe {
+                sys::qemu_plugin_register_vcpu_tb_trans_cb(
+                    plugin_id(),
+                    Some(trampolines::translate),
+                )
+            }
+        }
+    }
+
+    /// A closure to attach to blocks and instructions with
+    /// [`Tb::on_exec`] and [`crate::Insn::on_exec`].
+    pub fn exec_hook(
+        &mut self,
+        access: RegAccess,
+        f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static,
+    ) -> ExecHook {
+        ExecHook::leak(access, f)
+    }
+
+    /// A closure to attach to instructions' memory accesses with
+    /// [`crate::Insn::on_mem`].
+    pub fn mem_hook(
+        &mut self,
+        access: RegAccess,
+        rw: MemRw,
+        f: impl Fn(&mut Vcpu, &crate::MemAccess) -> Result<()> + Send + Sync + 'static,
+    ) -> MemHook {
+        MemHook::new(access, rw, f)
+    }
+
+    /// A new per-vCPU counter for inline operations.
+    pub fn counter(&mut self) -> Counter {
+        Counter::new()
+    }
+
+    /// Runs `f` when the guest makes a syscall (user mode), before it is
+    /// handled. `f` may write registers and call [`Vcpu::set_pc`], which
+    /// skips the syscall.
+    pub fn on_syscall(
+        &mut self,
+        f: impl Fn(&mut Vcpu, &Syscall) -> Result<()> + Send + Sync + 'static,
+    ) {
+        if registry().syscall.push(Arc::new(f)) {
+            // SAFETY: as for on_translate.
+            unsafe {
+                sys::qemu_plugin_register_vcpu_syscall_cb(plugin_id(), Some(trampolines::syscall))
+            }
+        }
+    }
+
+    /// Runs `f` with the syscall number and return value when a syscall
+    /// returns (user mode).
+    pub fn on_syscall_return(
+        &mut self,
+        f: impl Fn(&mut Vcpu, i64, i64) -> Result<()> + Send + Sync + 'static,
+    ) {
+        if registry().syscall_ret.push(Arc::new(f)) {
+            // SAFETY: as for on_translate.
+            unsafe {
+                sys::qemu_plugin_register_vcpu_syscall_ret_cb(
+                    plugin_id(),
+                    Some(trampolines::syscall_ret),
+                )
+            }
+        }
+    }
+
+    /// Lets `f` handle syscalls instead of QEMU (user mode): when it returns
+    /// `Some(value)` the syscall is skipped and returns `value`. Filters run
+    /// after [`Install::on_syscall`] callbacks, in registration order; the
+    /// first `Some` (or the first [`Vcpu::set_pc`]) wins and the filters
+    /// after it are not asked.
+    pub fn on_syscall_filter(
+        &mut self,
+        f: impl Fn(&mut Vcpu, &Syscall) -> Option<i64> + Send + Sync + 'static,
+    ) {
+        // QEMU keeps one filter per plugin: the SDK registers one
+        // trampoline, which asks every filter of the registry.
+        if registry().syscall_filter.push(Arc::new(f)) {
+            // SAFETY: a registration of this plugin, with a trampoline of
+            // the filter's type; its user data is unused.
+            unsafe {
+                sys::qemu_plugin_register_vcpu_syscall_filter_cb(
+                    plugin_id(),
+                    Some(trampolines::syscall_filter),
+                    std::ptr::null_mut(),
+                )
+            }
+        }
+    }
+
+    /// Runs `f` on interrupts, exceptions and host calls (system mode).
+    pub fn on_discontinuity(
+        &mut self,
+        f: impl Fn(&mut Vcpu, &Discontinuity) -> Result<()> + Send + Sync + 'static,
+    ) {
+        if registry().discon.push(Arc::new(f)) {
+            // SAFETY: as for on_translate.
+            unsafe {
+                sys::qemu_plugin_register_vcpu_discon_cb(
+                    plugin_id(),
+                    sys::qemu_plugin_discon_type::QEMU_PLUGIN_DISCON_ALL,
+                    Some(trampolines::discontinuity),
+                )
+            }
+        }
+    }
+
+    /// Runs `f` once when the guest has finished, e.g. to print results.
+    pub fn on_exit(&mut self, f: impl Fn(&QemuThread) + Send + Sync + 'static) {
+        if registry().exit.push(Arc::new(f)) {
+            // SAFETY: as for on_translate.
+            unsafe {
+                sys::qemu_plugin_register_atexit_cb(
+                    plugin_id(),
+                    Some(trampolines::at_exit),
+                    std::ptr::null_mut(),
+                )
+            }
+        }
+    }
+}
+
+/// Adds `f` to the closures of a vCPU event; the first one registers the
+/// event's trampoline with QEMU through `register`.
+fn add_vcpu_fn(
+    list: &List<crate::registry::VcpuFn>,
+    f: Arc<crate::registry::VcpuFn>,
+    register: unsafe extern "C" fn(sys::qemu_plugin_id_t, sys::qemu_plugin_vcpu_simple_cb_t),
+    trampoline: extern "C" fn(sys::qemu_plugin_id_t, std::ffi::c_uint),
+) {
+    if list.push(f) {
+        // SAFETY: `register` is one of QEMU's vCPU event registrations and
+        // `trampoline` has the signature of its callbacks.
+        unsafe { register(plugin_id(), Some(trampoline)) }
+    }
+}

@@ -1,0 +1,129 @@
+//! This plugin's identity and its callback registry: the closures of the
+//! callbacks QEMU calls without user data, by event. Registration (in
+//! [`crate::Install`]) pushes here; the trampolines (`trampolines.rs`)
+//! take a snapshot and run it.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use qemu_xplugin_sys as sys;
+
+use crate::install::{Discontinuity, PluginInfo, Syscall};
+use crate::{Error, QemuThread, Result, Vcpu};
+
+pub(crate) type VcpuFn = dyn Fn(&mut Vcpu) -> Result<()> + Send + Sync;
+pub(crate) type TranslateFn = dyn Fn(&crate::Tb<'_>) + Send + Sync;
+pub(crate) type SyscallFn = dyn Fn(&mut Vcpu, &Syscall) -> Result<()> + Send + Sync;
+pub(crate) type SyscallRetFn = dyn Fn(&mut Vcpu, i64, i64) -> Result<()> + Send + Sync;
+pub(crate) type FilterFn = dyn Fn(&mut Vcpu, &Syscall) -> Option<i64> + Send + Sync;
+pub(crate) type DisconFn = dyn Fn(&mut Vcpu, &Discontinuity) -> Result<()> + Send + Sync;
+pub(crate) type ThreadFn = dyn Fn(&QemuThread) + Send + Sync;
+
+/// The closures of one event, in registration order.
+pub(crate) struct List<T: ?Sized>(RwLock<Vec<Arc<T>>>);
+
+impl<T: ?Sized> Default for List<T> {
+    fn default() -> Self {
+        Self(RwLock::new(Vec::new()))
+    }
+}
+
+impl<T: ?Sized> List<T> {
+    /// Adds `f`; true when it is the first, i.e. when the event's
+    /// trampoline must now be registered with QEMU.
+    pub(crate) fn push(&self, f: Arc<T>) -> bool {
+        let mut list = self.0.write().unwrap_or_else(|e| e.into_inner());
+        list.push(f);
+        list.len() == 1
+    }
+
+    /// A copy of the list: the lock is released before the closures run,
+    /// so a closure may register more.
+    pub(crate) fn snapshot(&self) -> Vec<Arc<T>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn clear(&self) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// Every event's closures. Each plugin library has its own copy of the
+/// SDK, so this is per plugin.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub(crate) vcpu_init: List<VcpuFn>,
+    pub(crate) vcpu_exit: List<VcpuFn>,
+    pub(crate) vcpu_idle: List<VcpuFn>,
+    pub(crate) vcpu_resume: List<VcpuFn>,
+    pub(crate) flush: List<ThreadFn>,
+    pub(crate) translate: List<TranslateFn>,
+    pub(crate) syscall: List<SyscallFn>,
+    pub(crate) syscall_ret: List<SyscallRetFn>,
+    pub(crate) syscall_filter: List<FilterFn>,
+    pub(crate) discon: List<DisconFn>,
+    pub(crate) exit: List<ThreadFn>,
+}
+
+pub(crate) fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::default)
+}
+
+/// Forgets every closure: called once QEMU has removed this plugin's
+/// callbacks (a reset), so that the next registration registers again.
+pub(crate) fn clear_registry() {
+    let r = registry();
+    for list in [&r.vcpu_init, &r.vcpu_exit, &r.vcpu_idle, &r.vcpu_resume] {
+        list.clear();
+    }
+    r.flush.clear();
+    r.exit.clear();
+    r.translate.clear();
+    r.syscall.clear();
+    r.syscall_ret.clear();
+    r.syscall_filter.clear();
+    r.discon.clear();
+}
+
+struct Plugin {
+    id: sys::qemu_plugin_id_t,
+    name: String,
+    info: PluginInfo,
+}
+
+static PLUGIN: OnceLock<Plugin> = OnceLock::new();
+
+pub(crate) fn plugin_name() -> &'static str {
+    PLUGIN.get().map_or("plugin", |p| p.name.as_str())
+}
+
+pub(crate) fn plugin_id() -> sys::qemu_plugin_id_t {
+    PLUGIN.get().expect("the plugin is installed").id
+}
+
+pub(crate) fn plugin_info() -> &'static PluginInfo {
+    &PLUGIN.get().expect("the plugin is installed").info
+}
+
+/// Records this plugin's identity. The dynamic loader maps one file once,
+/// whatever name it is loaded under (a link, a copy of the path): a second
+/// install would share every static of the first, so it is refused.
+pub(crate) fn set_plugin(id: sys::qemu_plugin_id_t, name: String, info: PluginInfo) -> Result<()> {
+    let mut first = None;
+    PLUGIN.get_or_init(|| {
+        first = Some(());
+        Plugin {
+            id,
+            name: name.clone(),
+            info,
+        }
+    });
+    if first.is_some() {
+        return Ok(());
+    }
+    Err(Error::new(format!(
+        "{name}: this library is already installed as plugin '{}'; \
+         to load it twice, load a copy of the file (a link is the same file)",
+        plugin_name()
+    )))
+}

@@ -1,0 +1,205 @@
+//! The C functions QEMU calls for the registry's events: each takes the
+//! event's closures from the registry (`registry.rs`) and runs them with
+//! what the closures get (a [`Vcpu`], a [`Tb`], a [`QemuThread`]).
+//! Callbacks that may redirect the vCPU share one path,
+//! [`run_redirecting`]: snapshot, iterate, stop at the first redirect or
+//! answer, redirect last.
+
+use std::ffi::{c_uint, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use qemu_xplugin_sys as sys;
+
+use crate::ffi::in_callback;
+use crate::ffi::report;
+use crate::hooks::free_block_closures;
+use crate::install::{Discontinuity, DiscontinuityKind, Syscall};
+use crate::registry::{plugin_id, registry, List, VcpuFn};
+use crate::translate::Tb;
+use crate::vcpu::{apply_redirect, RegAccess, Vcpu};
+use crate::QemuThread;
+
+/// Runs the closures of a vCPU event (init, exit, idle, resume), where QEMU
+/// allows register access but not redirection.
+fn run_vcpu_callbacks(list: &List<VcpuFn>, vcpu_index: c_uint, what: &str) {
+    in_callback(|| {
+        for f in list.snapshot() {
+            let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
+            report(f(&mut vcpu), what);
+        }
+    });
+}
+
+pub(crate) extern "C" fn vcpu_init(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
+    run_vcpu_callbacks(&registry().vcpu_init, vcpu_index, "vCPU init");
+}
+
+pub(crate) extern "C" fn vcpu_exit(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
+    run_vcpu_callbacks(&registry().vcpu_exit, vcpu_index, "vCPU exit");
+}
+
+pub(crate) extern "C" fn vcpu_idle(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
+    run_vcpu_callbacks(&registry().vcpu_idle, vcpu_index, "vCPU idle");
+}
+
+pub(crate) extern "C" fn vcpu_resume(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
+    run_vcpu_callbacks(&registry().vcpu_resume, vcpu_index, "vCPU resume");
+}
+
+/// Whether [`flush`] is registered with QEMU (a reset unregisters it).
+static FLUSH_REGISTERED: AtomicBool = AtomicBool::new(false);
+
+/// Registers [`flush`] unless it is: it runs the plugin's flush closures
+/// and frees the closures attached to the blocks QEMU dropped.
+pub(crate) fn ensure_flush() {
+    if !FLUSH_REGISTERED.swap(true, Ordering::AcqRel) {
+        // SAFETY: a registration of this plugin, with a trampoline of the
+        // callback's type.
+        unsafe { sys::qemu_plugin_register_flush_cb(plugin_id(), Some(flush)) }
+    }
+}
+
+/// QEMU removed every callback (a reset): [`flush`] too.
+pub(crate) fn flush_unregistered() {
+    FLUSH_REGISTERED.store(false, Ordering::Release);
+}
+
+extern "C" fn flush(_id: sys::qemu_plugin_id_t) {
+    in_callback(|| {
+        free_block_closures();
+        let thread = QemuThread::here();
+        for f in registry().flush.snapshot() {
+            f(&thread);
+        }
+    });
+}
+
+pub(crate) extern "C" fn translate(_id: sys::qemu_plugin_id_t, tb: *mut sys::qemu_plugin_tb) {
+    in_callback(|| {
+        let tb = Tb::new(tb);
+        for f in registry().translate.snapshot() {
+            f(&tb);
+        }
+    });
+}
+
+/// Runs `list`'s closures, with a [`Vcpu`] that may redirect, until one
+/// answers (`each` returns `Some`) or redirects: the closures after it
+/// are not run, as QEMU would not run later callbacks after a redirect.
+/// The redirect is applied last, once every Rust value of the call is
+/// dropped (QEMU leaves by longjmp).
+fn run_redirecting<T: ?Sized, R>(
+    list: &List<T>,
+    vcpu_index: c_uint,
+    mut each: impl FnMut(&T, &mut Vcpu) -> Option<R>,
+) -> Option<R> {
+    let (answer, redirect) = in_callback(|| {
+        let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWritePc);
+        for f in list.snapshot() {
+            let answer = each(&f, &mut vcpu);
+            let redirect = vcpu.take_redirect();
+            if answer.is_some() || redirect.is_some() {
+                return (answer, redirect);
+            }
+        }
+        (None, None)
+    });
+    apply_redirect(redirect);
+    answer
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) extern "C" fn syscall(
+    _id: sys::qemu_plugin_id_t,
+    vcpu_index: c_uint,
+    num: i64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+    a6: u64,
+    a7: u64,
+    a8: u64,
+) {
+    let call = Syscall {
+        num,
+        args: [a1, a2, a3, a4, a5, a6, a7, a8],
+    };
+    run_redirecting(&registry().syscall, vcpu_index, |f, vcpu| {
+        report(f(vcpu, &call), "syscall");
+        None::<()>
+    });
+}
+
+pub(crate) extern "C" fn syscall_ret(
+    _id: sys::qemu_plugin_id_t,
+    vcpu_index: c_uint,
+    num: i64,
+    ret: i64,
+) {
+    run_redirecting(&registry().syscall_ret, vcpu_index, |f, vcpu| {
+        report(f(vcpu, num, ret), "syscall return");
+        None::<()>
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) extern "C" fn syscall_filter(
+    vcpu_index: c_uint,
+    num: i64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+    a6: u64,
+    a7: u64,
+    a8: u64,
+    sysret: *mut i64,
+    _udata: *mut c_void,
+) -> bool {
+    let call = Syscall {
+        num,
+        args: [a1, a2, a3, a4, a5, a6, a7, a8],
+    };
+    match run_redirecting(&registry().syscall_filter, vcpu_index, |f, vcpu| {
+        f(vcpu, &call)
+    }) {
+        Some(value) => {
+            // SAFETY: QEMU passes a valid pointer for the return value.
+            unsafe { *sysret = value };
+            true
+        }
+        None => false,
+    }
+}
+
+pub(crate) extern "C" fn discontinuity(
+    _id: sys::qemu_plugin_id_t,
+    vcpu_index: c_uint,
+    kind: sys::qemu_plugin_discon_type,
+    from: u64,
+    to: u64,
+) {
+    let kind = match kind {
+        sys::qemu_plugin_discon_type::QEMU_PLUGIN_DISCON_INTERRUPT => DiscontinuityKind::Interrupt,
+        sys::qemu_plugin_discon_type::QEMU_PLUGIN_DISCON_EXCEPTION => DiscontinuityKind::Exception,
+        _ => DiscontinuityKind::HostCall,
+    };
+    let event = Discontinuity { kind, from, to };
+    run_redirecting(&registry().discon, vcpu_index, |f, vcpu| {
+        report(f(vcpu, &event), "discontinuity");
+        None::<()>
+    });
+}
+
+pub(crate) extern "C" fn at_exit(_id: sys::qemu_plugin_id_t, _udata: *mut c_void) {
+    crate::lifecycle::set_phase(crate::lifecycle::Phase::Exiting);
+    in_callback(|| {
+        let thread = QemuThread::here();
+        for f in registry().exit.snapshot() {
+            f(&thread);
+        }
+    });
+}
