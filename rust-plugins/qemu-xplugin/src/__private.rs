@@ -114,3 +114,13 @@ pub unsafe fn install(
         }
     }
 }
+
+/// For `#[derive(Shared)]`.
+pub fn describe_struct<T>(
+    name: &str,
+    krate: &str,
+    version: &str,
+    fields: &[(&str, String, usize)],
+) -> String {
+    crate::shared::describe_struct::<T>(name, krate, version, fields)
+}

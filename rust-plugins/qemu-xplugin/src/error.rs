@@ -1,11 +1,39 @@
-//! One error type: a message that names what went wrong.
+//! One error type: a kind to match on, and a message that names what went
+//! wrong.
 
 use std::fmt;
 
-/// An error from the SDK or from QEMU, with a message that names the
-/// problem: the argument, register, address or plugin concerned.
+/// What kind of error: for callers that act on it, not only print it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Linking: no loaded plugin has that name.
+    NoPlugin,
+    /// Linking: several loaded plugins have that name.
+    Ambiguous,
+    /// Linking: no such function, event or subscription.
+    NotFound,
+    /// Linking: the name is taken, or already subscribed.
+    Exists,
+    /// An argument QEMU or the SDK refused (a bad name, a NUL byte).
+    Invalid,
+    /// Two plugins disagree on the type of a function or event.
+    TypeMismatch,
+    /// Not allowed here: the callback's register access, the plugin's
+    /// phase (install, exit), an operation under way.
+    NotAllowed,
+    /// A guest address that cannot be read or written.
+    Memory,
+    /// Anything else (plugin arguments, errors made with [`Error::new`]).
+    Other,
+}
+
+/// An error from the SDK or from QEMU: its [`ErrorKind`] and a message
+/// that names the problem: the argument, register, address or plugin
+/// concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
+    kind: ErrorKind,
     message: String,
 }
 
@@ -13,11 +41,22 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// An error with this message.
+    /// An error with this message, of kind [`ErrorKind::Other`].
     pub fn new(message: impl Into<String>) -> Self {
+        Self::with_kind(ErrorKind::Other, message)
+    }
+
+    /// An error of kind `kind` with this message.
+    pub fn with_kind(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
+            kind,
             message: message.into(),
         }
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// The message.

@@ -1,12 +1,15 @@
 //! Plugins calling each other: exported functions and named events, with
-//! their Rust types checked across plugins.
+//! their types checked across plugins.
 //!
 //! QEMU links plugins by name only. So that a mismatch is an error and not
-//! undefined behaviour, every SDK plugin answers, through the exported
-//! function `qemu_xplugin_signature`, the Rust type of each function and
-//! event it exports; an importer compares it with its own.
+//! undefined behaviour, every SDK plugin keeps what it exports in a table:
+//! for each exported function its address and type, for each event its
+//! data type, both as [`Shared`] descriptions (layouts, defining crates and
+//! versions). The table is reached through one exported entry point,
+//! [`qemu_xplugin_lookup_v2`]; an importer compares the type found there
+//! with its own and calls the address found there: what is checked is
+//! what is called. Plugin authors export no symbol themselves.
 
-use std::any::type_name;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CString};
 use std::marker::PhantomData;
@@ -16,19 +19,27 @@ use std::sync::{Mutex, OnceLock};
 use qemu_xplugin_sys as sys;
 
 use crate::ffi::{self, c_string, in_callback};
-use crate::registry::plugin_id;
-use crate::{Error, Install, QemuThread, Result};
+use crate::link;
+use crate::{Error, ErrorKind, Install, QemuThread, Result, Shared};
 
 /// The types exported functions can have: `extern "C" fn` pointers of up to
-/// six arguments. Calling one is safe; the SDK checks, when importing, that
-/// both plugins agree on the type.
+/// six [`Shared`] arguments with a [`Shared`] result. Calling one is safe;
+/// the SDK checks, when importing, that both plugins agree on the type.
 pub trait ExternFn: Copy + Send + Sync + 'static + private::Sealed {
-    /// Converts an address from QEMU.
+    /// The type as the other plugin must describe it too.
+    #[doc(hidden)]
+    fn signature() -> String;
+
+    /// The function's address.
+    #[doc(hidden)]
+    fn addr(self) -> *const c_void;
+
+    /// Converts an address found in another plugin's table.
     ///
     /// # Safety
     /// `ptr` is a function of exactly this type.
     #[doc(hidden)]
-    unsafe fn from_ptr(ptr: *mut c_void) -> Self;
+    unsafe fn from_ptr(ptr: *const c_void) -> Self;
 }
 
 mod private {
@@ -37,12 +48,21 @@ mod private {
 
 macro_rules! extern_fn {
     ($($arg:ident),*) => {
-        impl<R: 'static, $($arg: 'static),*> private::Sealed for extern "C" fn($($arg),*) -> R {}
-        impl<R: 'static, $($arg: 'static),*> ExternFn for extern "C" fn($($arg),*) -> R {
-            unsafe fn from_ptr(ptr: *mut c_void) -> Self {
+        impl<R: Shared, $($arg: Shared),*> private::Sealed for extern "C" fn($($arg),*) -> R {}
+        impl<R: Shared, $($arg: Shared),*> ExternFn for extern "C" fn($($arg),*) -> R {
+            fn signature() -> String {
+                let args: Vec<String> = vec![$($arg::describe()),*];
+                format!("extern \"C\" fn({}) -> {}", args.join(", "), R::describe())
+            }
+
+            fn addr(self) -> *const c_void {
+                self as *const c_void
+            }
+
+            unsafe fn from_ptr(ptr: *const c_void) -> Self {
                 // SAFETY: the caller guarantees the type; function and data
                 // pointers have the same size on every host QEMU supports.
-                unsafe { std::mem::transmute::<*mut c_void, Self>(ptr) }
+                unsafe { std::mem::transmute::<*const c_void, Self>(ptr) }
             }
         }
     };
@@ -56,103 +76,108 @@ extern_fn!(A, B, C, D);
 extern_fn!(A, B, C, D, E);
 extern_fn!(A, B, C, D, E, F);
 
-/// What this plugin exports: name -> Rust type, as NUL-terminated strings
-/// that live as long as the plugin (their addresses are handed out).
-fn signatures() -> &'static Mutex<HashMap<String, CString>> {
-    static SIGNATURES: OnceLock<Mutex<HashMap<String, CString>>> = OnceLock::new();
-    SIGNATURES.get_or_init(Default::default)
+/// One entry of the table: the type, and the function's address (NULL for
+/// an event). Both live as long as the plugin (the string's address is
+/// handed out).
+struct Entry {
+    signature: CString,
+    addr: usize,
 }
 
-fn declare(key: String, signature: String) -> Result<()> {
+/// What this plugin exports, by key (`"fn NAME"` or `"event NAME"`).
+fn table() -> &'static Mutex<HashMap<String, Entry>> {
+    static TABLE: OnceLock<Mutex<HashMap<String, Entry>>> = OnceLock::new();
+    TABLE.get_or_init(Default::default)
+}
+
+fn declare(key: String, signature: String, addr: *const c_void) -> Result<()> {
     let signature = c_string("signature", &signature)?;
-    let mut map = signatures().lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = table().lock().unwrap_or_else(|e| e.into_inner());
     if map.contains_key(&key) {
-        return Err(Error::new(format!("{key} is already exported")));
+        return Err(Error::with_kind(
+            ErrorKind::Exists,
+            format!("{key} is already exported"),
+        ));
     }
-    map.insert(key, signature);
+    map.insert(
+        key,
+        Entry {
+            signature,
+            addr: addr as usize,
+        },
+    );
     Ok(())
 }
 
-/// Answers another plugin: the Rust type under which this plugin exports
-/// `key` (`"fn NAME"` or `"event NAME"`), or NULL.
+/// The one symbol an SDK plugin exports to other plugins: looks up `key`
+/// (`"fn NAME"` or `"event NAME"`) in this plugin's table, stores the
+/// function's address (NULL for an event) in `*addr` and returns the
+/// type's description, or returns NULL.
 #[no_mangle]
-pub extern "C" fn qemu_xplugin_signature(key: *const c_char) -> *const c_char {
+pub extern "C" fn qemu_xplugin_lookup_v2(
+    key: *const c_char,
+    addr: *mut *const c_void,
+) -> *const c_char {
     in_callback(|| {
         // SAFETY: importers pass a NUL-terminated key.
         let Some(key) = (unsafe { ffi::copy_c_str(key) }) else {
             return ptr::null();
         };
-        let map = signatures().lock().unwrap_or_else(|e| e.into_inner());
+        let map = table().lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = map.get(&key) else {
+            return ptr::null();
+        };
+        if !addr.is_null() {
+            // SAFETY: the importer passes a valid out pointer.
+            unsafe { *addr = entry.addr as *const c_void };
+        }
         // The CString's buffer does not move when the map grows.
-        map.get(&key).map_or(ptr::null(), |s| s.as_ptr())
+        entry.signature.as_ptr()
     })
 }
 
-/// Asks plugin `plugin` for the type under which it exports `key`, and
-/// checks that it is `expected`.
-fn check_signature(plugin: &str, key: &str, expected: &str) -> Result<()> {
-    let lookup: extern "C" fn(*const c_char) -> *const c_char =
-        import_raw(plugin, "qemu_xplugin_signature").map_err(|e| {
-            Error::new(format!(
-                "{e} (is '{plugin}' a plugin built with qemu-xplugin?)"
-            ))
-        })?;
-    let c_key = c_string("name", key)?;
-    // SAFETY: the answer is NULL or a string that lives as long as `plugin`,
-    // which cannot be unloaded while this plugin imports from it.
-    let found = unsafe { ffi::copy_c_str(lookup(c_key.as_ptr())) };
-    match found {
-        None => Err(Error::new(format!(
-            "plugin '{plugin}' does not export {key} (with Install::export or Install::create_event)"
-        ))),
-        Some(found) if found != expected => Err(Error::new(format!(
-            "plugin '{plugin}' exports {key} as {found}, but '{}' expects {expected}",
-            crate::plugin_name()
-        ))),
-        Some(_) => Ok(()),
-    }
-}
+/// The type `lookup` itself has: fixed by its name.
+type LookupFn = extern "C" fn(*const c_char, *mut *const c_void) -> *const c_char;
 
-/// Looks up `function` in `plugin` without a type check.
-fn import_raw<F: ExternFn>(plugin: &str, function: &str) -> Result<F> {
-    let c_plugin = c_string("plugin name", plugin)?;
-    let c_function = c_string("function name", function)?;
-    let mut err: *mut c_char = ptr::null_mut();
-    // SAFETY: valid strings and error pointer; the result is NULL or the
-    // function's address, which stays loaded while this plugin is.
-    let addr = unsafe {
-        sys::qemu_plugin_import_function(
-            plugin_id(),
-            c_plugin.as_ptr(),
-            c_function.as_ptr(),
-            &mut err,
+/// Looks `key` up in plugin `plugin`'s table and checks that it has the
+/// type `expected`; the address found.
+fn lookup(plugin: &str, key: &str, expected: &str) -> Result<*const c_void> {
+    let addr = link::import_function(plugin, "qemu_xplugin_lookup_v2").map_err(|e| {
+        Error::with_kind(
+            e.kind(),
+            format!("{e} (is '{plugin}' a plugin built with this version of qemu-xplugin?)"),
         )
-    };
-    if addr.is_null() {
-        // SAFETY: on failure QEMU sets err to a message we own.
-        return Err(Error::new(
-            unsafe { ffi::take_g_string(err) }.unwrap_or_default(),
-        ));
+    })?;
+    // SAFETY: a plugin exporting this name is an SDK plugin of this
+    // protocol version, whose lookup has exactly this type.
+    let lookup = unsafe { std::mem::transmute::<*mut c_void, LookupFn>(addr) };
+    let c_key = c_string("name", key)?;
+    let mut found_addr: *const c_void = ptr::null();
+    // SAFETY: the answer is NULL or a string that lives as long as
+    // `plugin`, which cannot be unloaded while this plugin imports from it.
+    let found = unsafe { ffi::copy_c_str(lookup(c_key.as_ptr(), &mut found_addr)) };
+    match found {
+        None => Err(Error::with_kind(
+            ErrorKind::NotFound,
+            format!(
+                "plugin '{plugin}' does not export {key} (with Install::export or Install::create_event)"
+            ),
+        )),
+        Some(found) if found != expected => Err(Error::with_kind(
+            ErrorKind::TypeMismatch,
+            format!(
+                "plugin '{plugin}' exports {key} as {found}, but '{}' expects {expected}",
+                crate::plugin_name()
+            ),
+        )),
+        Some(_) => Ok(found_addr),
     }
-    // SAFETY: the callers check the type first (qemu_xplugin_signature's
-    // type is fixed by this crate).
-    Ok(unsafe { F::from_ptr(addr) })
 }
 
-/// Signature string of an event's data type: name, size and alignment.
-fn event_signature<T: EventData>() -> String {
-    format!(
-        "{} ({} bytes, align {})",
-        type_name::<T>(),
-        std::mem::size_of::<T>(),
-        std::mem::align_of::<T>()
-    )
-}
-
-/// The data an event carries. Both sides must use the same type, best
-/// defined in a crate they share and `#[repr(C)]`.
-pub trait EventData: Send + 'static {}
-impl<T: Send + 'static> EventData for T {}
+/// The data an event carries: a [`Shared`] type, best defined in a crate
+/// both plugins depend on.
+pub trait EventData: Shared {}
+impl<T: Shared> EventData for T {}
 
 /// A named event this plugin fires; other plugins subscribe to it by this
 /// plugin's name and the event's name.
@@ -185,10 +210,11 @@ impl<T: EventData> Event<T> {
     /// change it, which is how they answer. `on` (a `&Vcpu` will do) shows
     /// that this is a thread QEMU knows.
     pub fn fire(&self, _on: &QemuThread, data: &mut T) {
-        // SAFETY: raw is a live event handle; data is valid for the call and
-        // subscribers see it as the T they subscribed with (checked); the
-        // token puts us on an RCU-registered QEMU thread.
-        unsafe { sys::qemu_plugin_fire_event(self.raw, (data as *mut T).cast()) }
+        // SAFETY: raw is a live event handle; data is valid and exclusive
+        // for the call, and subscribers see it as the T they subscribed
+        // with (same Shared description, checked); the token puts us on an
+        // RCU-registered QEMU thread.
+        unsafe { link::fire(self.raw, (data as *mut T).cast()) }
     }
 }
 
@@ -200,8 +226,8 @@ pub struct Subscription {
     udata: *mut c_void,
 }
 
-// SAFETY: only identifies the subscription; the closure behind udata is
-// Send + Sync.
+// SAFETY: only identifies the subscription (udata is compared, never
+// dereferenced, by cancel); the closure behind udata is Send + Sync.
 unsafe impl Send for Subscription {}
 // SAFETY: as above.
 unsafe impl Sync for Subscription {}
@@ -210,16 +236,7 @@ impl Subscription {
     /// Ends the subscription. The closure is not freed: a vCPU may still be
     /// running it.
     pub fn cancel(self) -> bool {
-        // SAFETY: same arguments as the subscription.
-        unsafe {
-            sys::qemu_plugin_unsubscribe_event(
-                plugin_id(),
-                self.plugin.as_ptr(),
-                self.event.as_ptr(),
-                Some(event_trampoline),
-                self.udata,
-            )
-        }
+        link::unsubscribe(&self.plugin, &self.event, event_trampoline, self.udata)
     }
 }
 
@@ -233,39 +250,35 @@ extern "C" fn event_trampoline(ev_data: *mut c_void, udata: *mut c_void) {
 
 impl Install {
     /// Exports `function` under `name`, for other plugins to
-    /// [`Install::import`]. The function itself must be visible to QEMU:
-    /// define it `#[no_mangle] pub extern "C" fn name(...)`.
+    /// [`Install::import`]: the SDK keeps its address and type in this
+    /// plugin's table; no `#[no_mangle]` is needed.
     ///
-    /// The function argument only names its type: the export is by name.
-    pub fn export<F: ExternFn>(&mut self, name: &str, _function: F) -> Result<()> {
-        declare(format!("fn {name}"), type_name::<F>().to_owned())
+    /// ```ignore
+    /// extern "C" fn fired() -> u64 { 42 }
+    /// plugin.export("fired", fired as extern "C" fn() -> u64)?;
+    /// ```
+    pub fn export<F: ExternFn>(&mut self, name: &str, function: F) -> Result<()> {
+        declare(format!("fn {name}"), F::signature(), function.addr())
     }
 
     /// Imports function `name` from plugin `plugin`, checking that it was
-    /// exported with the type `F`.
+    /// exported with the type `F` (the same [`Shared`] descriptions).
     ///
     /// ```ignore
-    /// let fired: extern "C" fn() -> u64 = plugin.import("provider", "provider_fired")?;
+    /// let fired: extern "C" fn() -> u64 = plugin.import("provider", "fired")?;
     /// let n = fired();
     /// ```
     pub fn import<F: ExternFn>(&mut self, plugin: &str, name: &str) -> Result<F> {
-        check_signature(plugin, &format!("fn {name}"), type_name::<F>())?;
-        import_raw(plugin, name)
+        let addr = lookup(plugin, &format!("fn {name}"), &F::signature())?;
+        // SAFETY: the address is the one exported under this name, with a
+        // type whose description equals F's (checked by lookup).
+        Ok(unsafe { F::from_ptr(addr) })
     }
 
     /// Creates event `name`, carrying a `T`.
     pub fn create_event<T: EventData>(&mut self, name: &str) -> Result<Event<T>> {
-        let c_name = c_string("event name", name)?;
-        let mut err: *mut c_char = ptr::null_mut();
-        // SAFETY: valid strings and error pointer.
-        let raw = unsafe { sys::qemu_plugin_create_event(plugin_id(), c_name.as_ptr(), &mut err) };
-        if raw.is_null() {
-            // SAFETY: on failure QEMU sets err to a message we own.
-            return Err(Error::new(
-                unsafe { ffi::take_g_string(err) }.unwrap_or_default(),
-            ));
-        }
-        declare(format!("event {name}"), event_signature::<T>())?;
+        let raw = link::create_event(name)?;
+        declare(format!("event {name}"), T::describe(), ptr::null())?;
         Ok(Event {
             raw,
             _data: PhantomData,
@@ -273,14 +286,14 @@ impl Install {
     }
 
     /// Subscribes `f` to event `event` of plugin `plugin`, checking that the
-    /// event carries a `T`.
+    /// event carries a `T` (the same [`Shared`] description).
     pub fn subscribe<T: EventData>(
         &mut self,
         plugin: &str,
         event: &str,
         f: impl Fn(&mut T) + Send + Sync + 'static,
     ) -> Result<Subscription> {
-        check_signature(plugin, &format!("event {event}"), &event_signature::<T>())?;
+        lookup(plugin, &format!("event {event}"), &T::describe())?;
         let c_plugin = c_string("plugin name", plugin)?;
         let c_event = c_string("event name", event)?;
         let f: Box<EventFn> = Box::new(move |data: *mut c_void| {
@@ -289,25 +302,8 @@ impl Install {
             f(unsafe { &mut *data.cast::<T>() })
         });
         let udata: *mut c_void = Box::into_raw(Box::new(f)).cast();
-        let mut err: *mut c_char = ptr::null_mut();
-        // SAFETY: valid strings, trampoline and error pointer; udata is
-        // leaked and outlives the subscription.
-        let ok = unsafe {
-            sys::qemu_plugin_subscribe_event(
-                plugin_id(),
-                c_plugin.as_ptr(),
-                c_event.as_ptr(),
-                Some(event_trampoline),
-                udata,
-                &mut err,
-            )
-        };
-        if !ok {
-            // SAFETY: on failure QEMU sets err to a message we own.
-            return Err(Error::new(
-                unsafe { ffi::take_g_string(err) }.unwrap_or_default(),
-            ));
-        }
+        // SAFETY: udata is leaked: valid for as long as QEMU may call it.
+        unsafe { link::subscribe(&c_plugin, &c_event, event_trampoline, udata)? };
         Ok(Subscription {
             plugin: c_plugin,
             event: c_event,

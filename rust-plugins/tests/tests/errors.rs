@@ -80,7 +80,7 @@ fn inter_plugin_mismatches_are_errors() {
             "plugin 'blocks' exports fn blocks_fired as extern \"C\" fn() -> u64, but 'misbehave' expects extern \"C\" fn(u32) -> u64",
         ),
         ("import-missing-function", "plugin 'blocks' does not export fn no_such"),
-        ("subscribe-wrong-type", "plugin 'blocks' exports event block_exec as blocks_api::BlockExec (24 bytes, align 8), but 'misbehave' expects u64 (8 bytes, align 8)"),
+        ("subscribe-wrong-type", "plugin 'blocks' exports event block_exec as blocks-api::BlockExec@0.1.0 {size 24, align 8; vcpu_index: u32 @0; insns: u32 @4; pc: u64 @8; flag: bool @16}, but 'misbehave' expects u64"),
         ("subscribe-missing-event", "plugin 'blocks' does not export event no_such_event"),
     ] {
         misbehave(what, true)
@@ -190,4 +190,13 @@ fn the_same_library_twice_is_refused() {
     run.assert_code(1).assert_stderr_contains(
         "counter_again: this library is already installed as plugin 'counter'",
     );
+}
+
+/// An exported function is called through the SDK's table: the function
+/// imported is the one exported, with the type checked.
+#[test]
+fn an_export_is_the_function_called() {
+    misbehave("export-import", false)
+        .assert_code(0)
+        .assert_log_contains("misbehave: answer() = 42");
 }

@@ -19,7 +19,7 @@ pub type FiredFn = extern "C" fn() -> u64;
 /// The data of [`BLOCK_EVENT`]. A subscriber may set `flag`, which the
 /// provider counts: how subscribers answer.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(qemu_xplugin::Shared, Clone, Copy, Debug, Default)]
 pub struct BlockExec {
     /// The vCPU that executes the block.
     pub vcpu_index: u32,

@@ -16,9 +16,9 @@ use qemu_xplugin::{Args, Install, RegAccess, Result};
 /// from their own callbacks.
 static FIRED_COUNT: AtomicU64 = AtomicU64::new(0);
 
-/// How many `block_exec` events this plugin has fired.
-#[no_mangle]
-pub extern "C" fn blocks_fired() -> u64 {
+/// How many `block_exec` events this plugin has fired; exported as
+/// [`FIRED`].
+extern "C" fn blocks_fired() -> u64 {
     FIRED_COUNT.load(Ordering::Relaxed)
 }
 
@@ -29,7 +29,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     let claimed = Arc::new(AtomicU64::new(0));
     let flagged = plugin.counter();
     let event = plugin.create_event::<BlockExec>(BLOCK_EVENT)?;
-    plugin.export::<FiredFn>(FIRED, blocks_fired)?;
+    plugin.export(FIRED, blocks_fired as FiredFn)?;
 
     plugin.on_translate(move |tb| {
         let insns = tb.len() as u32;

@@ -17,7 +17,7 @@ pub const RETURN_EVENT: &str = "return";
 
 /// Which process and thread made a syscall.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(qemu_xplugin::Shared, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Caller {
     /// The vCPU it ran on.
     pub vcpu_index: u32,
@@ -32,7 +32,7 @@ pub struct Caller {
 
 /// A process name, NUL-padded like the kernel's `comm`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(qemu_xplugin::Shared, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Comm(pub [u8; 16]);
 
 impl Comm {
@@ -53,7 +53,7 @@ impl Comm {
 
 /// Data of [`ENTER_EVENT`].
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(qemu_xplugin::Shared, Clone, Copy, Debug)]
 pub struct SyscallEnter {
     /// Who made the call.
     pub caller: Caller,
@@ -91,7 +91,7 @@ impl SyscallEnter {
 
 /// Data of [`RETURN_EVENT`].
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(qemu_xplugin::Shared, Clone, Copy, Debug)]
 pub struct SyscallReturn {
     /// Who made the call.
     pub caller: Caller,
