@@ -44,7 +44,7 @@ export QEMU_SYSTEM QEMU_USER QEMU_BUILD
 .PHONY: deps qemu-src qemu reset-qemu-src export-patches check-exported \
 	check-patches check-patches-build check-upstream rust check-rust linux-guest \
 	check-sanitizers check-asan check-tsan \
-	lint-rust test demo bench clean \
+	lint-rust test demo bench bench-tools bench-counters clean \
 	distclean FORCE
 
 ## Dependencies -------------------------------------------------------------
@@ -217,26 +217,47 @@ $(BENCH_BUILD)/loop: ci/bench/loop.c
 	@mkdir -p $(@D)
 	cc -O1 -static -Wall -o $@ $<
 
-# Instruction counters on a 500M-instruction user-mode loop, register and
-# memory access through the SDK and the C API, the cost of firing a named
-# event, and the Linux guest's boot with the syscall plugins. Results:
-# build/bench/{counters,access,events,linux}.json.
-bench: qemu linux-guest $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so \
-		$(BENCH_BUILD)/libprobe.so $(BENCH_BUILD)/loop
+# Instruction counters on a user-mode loop of 5-instruction iterations,
+# register and memory access through the SDK and the C API (20M
+# iterations), the cost of firing a named event, and the Linux guest's boot
+# with the syscall plugins. Each row: min, median and max of BENCH_RUNS
+# runs (interleaved), and the ratio of its median to the first row's.
+# Results: build/bench/{counters,access,events,linux}.json. About 10
+# minutes with BENCH_RUNS=3 on the idle 2-core CI machine (estimate);
+# `make bench-counters` runs the first section alone.
+#
+# Counters: the no-plugin floor and the inline counters run
+# BENCH_COUNTER_ITERS iterations (2G: 10G instructions, a floor of about
+# 2.5 s on that machine; the 100M of before gave a floor of 0.2-0.5 s and
+# inline ratios from 1.04x to 1.48x). The per-instruction callbacks cost
+# about 25 times the floor, so they run BENCH_CALLBACK_ITERS (300M, about
+# 10 s each) and their ratio is per iteration.
+BENCH_COUNTER_ITERS  ?= 2000000000
+BENCH_CALLBACK_ITERS ?= 300000000
+BENCH_TOOLS := $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so \
+	$(BENCH_BUILD)/libprobe.so $(BENCH_BUILD)/loop
+
+bench-tools: qemu linux-guest $(BENCH_TOOLS)
 	ninja -C $(QEMU_BUILD) test-plugins
 	cargo build -q --release -p counter -p probe -p syscalls -p strace
 	cargo build -q --release --manifest-path ci/bench/peer-counter/Cargo.toml \
 	    --target-dir $(BENCH_BUILD)/peer
-	@echo "== instruction counters, median of $(BENCH_RUNS) runs"
-	@$(TOP)/ci/bench/counters.sh $(QEMU_USER) $(BENCH_BUILD)/loop $(BENCH_RUNS) \
+
+bench-counters: bench-tools
+	@echo "== instruction counters: $(BENCH_COUNTER_ITERS) iterations of 5 instructions" \
+	    "($(BENCH_CALLBACK_ITERS) with callbacks), $(BENCH_RUNS) runs"
+	@MIN_BASE_MS=2000 $(TOP)/ci/bench/counters.sh $(QEMU_USER) \
+	    "$(BENCH_BUILD)/loop $(BENCH_COUNTER_ITERS)" $(BENCH_RUNS) \
 	    $(BENCH_BUILD)/counters.json \
 	    "no plugin=-" \
 	    "insn.c inline=$(TEST_PLUGINS)/libinsn.so,inline=true" \
-	    "insn.c callback=$(TEST_PLUGINS)/libinsn.so" \
-	    "minimal C callback=$(BENCH_BUILD)/libmin_counter.so" \
-	    "crates.io qemu-plugin callback=$(BENCH_BUILD)/peer/release/libpeer_counter.so" \
-	    "qemu-xplugin callback=$(TOP)/target/release/libcounter.so,mode=callback" \
+	    "insn.c callback@$(BENCH_CALLBACK_ITERS)=$(TEST_PLUGINS)/libinsn.so" \
+	    "minimal C callback@$(BENCH_CALLBACK_ITERS)=$(BENCH_BUILD)/libmin_counter.so" \
+	    "crates.io qemu-plugin callback@$(BENCH_CALLBACK_ITERS)=$(BENCH_BUILD)/peer/release/libpeer_counter.so" \
+	    "qemu-xplugin callback@$(BENCH_CALLBACK_ITERS)=$(TOP)/target/release/libcounter.so,mode=callback" \
 	    "qemu-xplugin inline=$(TOP)/target/release/libcounter.so"
+
+bench: bench-counters
 	@echo "== a register read, and a register and 8-byte memory read, per instruction (100M)"
 	@$(TOP)/ci/bench/counters.sh $(QEMU_USER) "$(BENCH_BUILD)/loop 20000000" $(BENCH_RUNS) \
 	    $(BENCH_BUILD)/access.json \
