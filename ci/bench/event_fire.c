@@ -23,7 +23,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 static uint64_t counters[8];
 static struct qemu_plugin_named_event *ev;
 
-static void subscriber(void *ev_data, void *udata)
+static void subscriber(void *ev_data, size_t ev_size, void *udata)
 {
     (*(uint64_t *)udata)++;
 }
@@ -31,16 +31,16 @@ static void subscriber(void *ev_data, void *udata)
 static void fire_loop(void)
 {
     for (int i = 0; i < FIRES; i++) {
-        qemu_plugin_fire_event(ev, NULL);
+        qemu_plugin_fire_event(ev, NULL, 0);
     }
 }
 
 static void direct_loop(void)
 {
-    void (*volatile direct)(void *, void *) = subscriber;
+    void (*volatile direct)(void *, size_t, void *) = subscriber;
 
     for (int i = 0; i < FIRES; i++) {
-        direct(NULL, &counters[0]);
+        direct(NULL, 0, &counters[0]);
     }
 }
 
@@ -88,8 +88,12 @@ static void run_benchmark(unsigned int vcpu_index, void *udata)
     measure("direct indirect call", direct_loop, 1);
     measure("fire, 0 subscribers", fire_loop, 0);
     for (int subs = 1; subs <= 8; subs++) {
-        qemu_plugin_subscribe_event(self, name, "bench", subscriber,
-                                    &counters[subs - 1], NULL);
+        if (qemu_plugin_subscribe_event(self, name, "bench", subscriber,
+                                        &counters[subs - 1]) !=
+            QEMU_PLUGIN_LINK_OK) {
+            fprintf(stderr, "event_fire: cannot subscribe\n");
+            exit(1);
+        }
         if (subs == 1 || subs == 8) {
             g_autofree char *what = g_strdup_printf("fire, %d subscriber%s",
                                                     subs, subs > 1 ? "s" : "");
@@ -109,7 +113,10 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
                                            int argc, char **argv)
 {
     self = id;
-    ev = qemu_plugin_create_event(id, "bench", NULL);
+    if (qemu_plugin_create_event(id, "bench", &ev) != QEMU_PLUGIN_LINK_OK) {
+        fprintf(stderr, "event_fire: cannot create its event\n");
+        return -1;
+    }
     qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
     return 0;
 }

@@ -42,6 +42,8 @@ fn main() {
         .bitfield_enum("qemu_plugin_mem_rw")
         .derive_default(true)
         .prepend_enum_name(false)
+        // qemu_plugin_set_pc() is __attribute__((noreturn)): make it `-> !`.
+        .enable_function_attribute_detection()
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()
         .unwrap_or_else(|e| fail(&format!("bindgen failed on {}: {e}", header.display())));

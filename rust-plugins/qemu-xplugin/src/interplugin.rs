@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CString};
 use std::marker::PhantomData;
+use std::mem;
 use std::ptr;
 use std::sync::{Mutex, OnceLock};
 
@@ -214,7 +215,7 @@ impl<T: EventData> Event<T> {
         // for the call, and subscribers see it as the T they subscribed
         // with (same Shared description, checked); the token puts us on an
         // RCU-registered QEMU thread.
-        unsafe { link::fire(self.raw, (data as *mut T).cast()) }
+        unsafe { link::fire(self.raw, (data as *mut T).cast(), mem::size_of::<T>()) }
     }
 }
 
@@ -240,12 +241,12 @@ impl Subscription {
     }
 }
 
-type EventFn = dyn Fn(*mut c_void) + Send + Sync;
+type EventFn = dyn Fn(*mut c_void, usize) + Send + Sync;
 
-extern "C" fn event_trampoline(ev_data: *mut c_void, udata: *mut c_void) {
+extern "C" fn event_trampoline(ev_data: *mut c_void, ev_size: usize, udata: *mut c_void) {
     // SAFETY: udata is the leaked closure of a Subscription.
     let f = unsafe { &*(udata as *const Box<EventFn>) };
-    in_callback(|| f(ev_data));
+    in_callback(|| f(ev_data, ev_size));
 }
 
 impl Install {
@@ -296,9 +297,20 @@ impl Install {
         lookup(plugin, &format!("event {event}"), &T::describe())?;
         let c_plugin = c_string("plugin name", plugin)?;
         let c_event = c_string("event name", event)?;
-        let f: Box<EventFn> = Box::new(move |data: *mut c_void| {
+        let what = format!("event '{event}' of plugin '{plugin}'");
+        let f: Box<EventFn> = Box::new(move |data: *mut c_void, size: usize| {
+            if size != mem::size_of::<T>() || data.is_null() {
+                // Not fired by Event::fire of the owner we checked: a C
+                // plugin holding the handle, say. Never read it as a T.
+                tracing::error!(
+                    "{what} fired with {size} bytes of data, not the {} of a {}",
+                    mem::size_of::<T>(),
+                    std::any::type_name::<T>()
+                );
+                return;
+            }
             // SAFETY: the owner fires this event with a valid, exclusive T
-            // (the type was checked above).
+            // (the type was checked above, and the size just now).
             f(unsafe { &mut *data.cast::<T>() })
         });
         let udata: *mut c_void = Box::into_raw(Box::new(f)).cast();
