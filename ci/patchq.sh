@@ -44,11 +44,13 @@ die() { echo "patchq: error: $*" >&2; exit 1; }
 say() { echo "patchq: $*"; }
 git_src() { git -C "$QEMU_SRC" "$@"; }
 
-# Commit with a fixed identity unless the user configured one.
+# The working repo commits as the series' placeholder identity, whatever
+# the machine's global one, unless the repo was given one of its own;
+# 'make submission' replaces it with the sender's.
 ensure_identity() {
-    if [ -z "$(git_src config user.email || true)" ]; then
-        git_src config user.name "QEMU patch queue"
-        git_src config user.email "patchq@localhost"
+    if [ -z "$(git_src config --local user.email || true)" ]; then
+        git_src config user.name "QEMU xplugin team"
+        git_src config user.email "xplugin@example.org"
     fi
 }
 
@@ -361,7 +363,28 @@ cmd_check_patches() {
             die "standalone patch $p does not apply to upstream v$QEMU_VERSION alone"
         echo "ok   $p applies to upstream v$QEMU_VERSION alone"
     done
+    check_submission
     [ "$errors" = 0 ]
+}
+
+# 'make submission' refuses the placeholder identity and leaves none of it
+# in what it writes.
+check_submission() {
+    local dir out
+    dir=$(mktemp -d)
+    if out=$(SENDER="$PLACEHOLDER_ID" SUBMISSION_DIR=$dir/s "$0" submission 2>&1) ||
+       ! grep -q "is a placeholder" <<<"$out"; then
+        rm -rf "$dir"
+        die "submission accepted the placeholder identity: $out"
+    fi
+    SENDER="Test Sender <test.sender@qemu.org>" SUBMISSION_DIR=$dir/s "$0" submission >/dev/null ||
+        { rm -rf "$dir"; die "submission failed for a real identity"; }
+    local n
+    n=$(grep -l "^Signed-off-by: Test Sender <test.sender@qemu.org>$" "$dir"/s/*/0*.patch | wc -l)
+    rm -rf "$dir"
+    [ "$n" = "$(series_files | grep -cv '^backports/')" ] ||
+        die "submission: $n patch(es) signed by the sender, expected every standalone and upstream patch"
+    echo "ok   make submission: the sender's identity in every patch, no placeholder"
 }
 
 # --- check-builds ------------------------------------------------------------
@@ -430,8 +453,31 @@ cmd_submission() {
             n=$((n + 1))
         done
     done
-    # The set's cover letter names the backports it needs by patch-id.
+    # The set is numbered as its cover letter says: [PATCH v2 0/7] makes
+    # the others [PATCH v2 1/7] ... [PATCH v2 7/7].
     local cover=$SUBMISSION_DIR/upstream/0000-cover-letter.patch
+    if [ -f "$cover" ]; then
+        local prefix total i=0 f
+        prefix=$(sed -n 's/^Subject: \[\(PATCH[^]]*\) 0\/\([0-9]*\)\].*/\1/p' "$cover")
+        total=$(sed -n 's/^Subject: \[PATCH[^]]* 0\/\([0-9]*\)\].*/\1/p' "$cover")
+        [ -n "$prefix" ] && [ -n "$total" ] ||
+            die "the cover letter's subject is not '[PATCH vN 0/M] ...'"
+        for f in "$SUBMISSION_DIR"/upstream/[0-9][0-9][0-9][0-9]-*.patch; do
+            case $f in */0000-*) continue ;; esac
+            i=$((i + 1))
+            sed -i "s|^Subject: \[PATCH\] |Subject: [$prefix $i/$total] |" "$f"
+        done
+        [ "$i" = "$total" ] ||
+            die "the cover letter announces $total patches, the set has $i"
+    fi
+    # Every patch is from the sender, in one unfolded header line.
+    for f in "$SUBMISSION_DIR"/*/[0-9][0-9][0-9][0-9]-*.patch; do
+        local from
+        from=$(sed -n '/^$/q;/^From: /p' "$f")
+        [ "$from" = "From: $SENDER" ] && ! sed -n '/^$/q;/^From: /{n;p}' "$f" | grep -q '^[[:space:]]' ||
+            die "$(basename "$f") is not from '$SENDER' ($from); reset its author in the working repo"
+    done
+    # The set's cover letter names the backports it needs by patch-id.
     if [ -f "$cover" ]; then
         local pre
         pre=$(for p in $(series_files | grep '^backports/'); do
