@@ -206,7 +206,9 @@ check-tsan: qemu-src $(BUILD)/configure-args
 # site (collected in build/cfi-reports, then listed) instead of dying on
 # SIGILL. The plugin integration tests and check-tcg (the C test plugins,
 # among them the inter-plugin provider and consumer) must pass; both run
-# before the target fails. About 30 minutes on 2 cores with a cold ccache.
+# to the end (--no-fail-fast, -k) before the target fails, so that the
+# summary lists every failing call site. About 15 minutes of build on 2
+# busy cores with a cold ccache (13.5 measured), then 4 of tests.
 CFI_LLVM := 14
 CFI_CONFIGURE_ARGS = \
 	--cc='$(if $(shell command -v ccache),ccache )clang-$(CFI_LLVM)' \
@@ -226,8 +228,8 @@ check-cfi: qemu-src $(BUILD)/configure-args linux-guest
 	export UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CFI_REPORTS)/report; \
 	rust=0 tcg=0; \
 	QEMU_USER=$(QEMU_CFI)/qemu-x86_64 QEMU_SYSTEM=$(QEMU_CFI)/qemu-system-x86_64 \
-	    cargo test -p xplugin-tests || rust=$$?; \
-	$(MAKE) -C $(QEMU_CFI) check-tcg GITLAB_CI=1 || tcg=$$?; \
+	    cargo test --no-fail-fast -p xplugin-tests || rust=$$?; \
+	$(MAKE) -k -C $(QEMU_CFI) check-tcg GITLAB_CI=1 || tcg=$$?; \
 	$(TOP)/ci/cfi-summary.sh $(CFI_REPORTS); \
 	if [ $$rust != 0 ] || [ $$tcg != 0 ]; then \
 	    echo "check-cfi: FAILED (plugin integration tests: status $$rust, check-tcg: status $$tcg)"; \

@@ -4,10 +4,15 @@
 # and a Python virtualenv with meson and pycotap. Idempotent: does nothing
 # when everything is already there.
 #
-# Usage: ci/install-deps.sh VENV_DIR
+# Usage: ci/install-deps.sh VENV_DIR [cfi]
+#   cfi: also what `make check-cfi` needs (clang, lld and compiler-rt of
+#   LLVM $CFI_LLVM, matching the llvm-$CFI_LLVM that libclang-dev brings)
 set -euo pipefail
 
-venv=${1:?usage: install-deps.sh VENV_DIR}
+usage() { echo "usage: install-deps.sh VENV_DIR [cfi]" >&2; exit 2; }
+venv=${1:-}
+[ -n "$venv" ] || usage
+CFI_LLVM=14
 MESON_VERSION=1.9.0
 PYCOTAP_VERSION=1.3.1
 
@@ -22,6 +27,15 @@ packages=(
     libclang-dev cpio
     seabios ipxe-qemu qemu-system-data
 )
+# check-cfi: QEMU built with clang -fsanitize=cfi-icall, which needs LTO
+# (llvm-ar, lld for ThinLTO) and, for --enable-cfi-debug's reports, the
+# UBSan runtime of compiler-rt.
+case ${2:-} in
+    '') ;;
+    cfi) packages+=(clang-$CFI_LLVM lld-$CFI_LLVM llvm-$CFI_LLVM libclang-rt-$CFI_LLVM-dev) ;;
+    *) echo "install-deps: unknown extra '$2' (known: cfi)" >&2; usage ;;
+esac
+[ $# -le 2 ] || usage
 
 missing=()
 for p in "${packages[@]}"; do
