@@ -24,6 +24,24 @@ fn main() {
         .arg(&source));
     describe(&mut rust, "USER", "user-mode test guest", &user, &[]);
 
+    // User mode, two threads (lifecycle tests).
+    let threads_source = guests.join("user/threads.c");
+    let threads = out.join("threads");
+    run(Command::new("cc")
+        .args(["-static", "-pthread", "-O1", "-Wall", "-Werror", "-o"])
+        .arg(&threads)
+        .arg(&threads_source));
+    writeln!(rust, "/// The user-mode guest with two threads.").unwrap();
+    writeln!(rust, "pub mod threads {{").unwrap();
+    writeln!(rust, "    /// Path of the binary.").unwrap();
+    writeln!(
+        rust,
+        "    pub const PATH: &str = {:?};",
+        threads.display().to_string()
+    )
+    .unwrap();
+    writeln!(rust, "}}").unwrap();
+
     // System mode: a bare-metal kernel booted through its PVH entry.
     let system = out.join("guest.elf");
     let dir = guests.join("system");
@@ -59,6 +77,7 @@ fn main() {
 
     for file in [
         source,
+        threads_source,
         dir.join("boot.S"),
         dir.join("guest.c"),
         dir.join("guest.ld"),

@@ -90,6 +90,7 @@ pub unsafe fn install(
     }
 
     ffi::install_panic_hook();
+    crate::lifecycle::pin_library();
     let result = (|| -> Result<()> {
         let mut args = Args::parse(&raw_args)?;
         let level = args
@@ -100,6 +101,7 @@ pub unsafe fn install(
             .transpose()?
             .unwrap_or(tracing::Level::INFO);
         crate::log::init(level);
+        crate::trampolines::ensure_vcpu_init();
         install(&mut Install::new(), &mut args)?;
         args.finish()
     })();

@@ -1,6 +1,6 @@
 //! Plugin arguments: `-plugin libfoo.so,key=value,key=value`.
 
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// The arguments QEMU passed to the plugin, taken by key.
 ///
@@ -24,10 +24,16 @@ impl Args {
         for arg in args {
             let arg = arg.as_ref();
             let (key, value) = arg.split_once('=').ok_or_else(|| {
-                Error::new(format!("argument '{arg}' has no value (write {arg}=VALUE)"))
+                Error::with_kind(
+                    ErrorKind::Argument,
+                    format!("argument '{arg}' has no value (write {arg}=VALUE)"),
+                )
             })?;
             if key.is_empty() {
-                return Err(Error::new(format!("argument '{arg}' has no key")));
+                return Err(Error::with_kind(
+                    ErrorKind::Argument,
+                    format!("argument '{arg}' has no key"),
+                ));
             }
             pending.push((key.to_owned(), value.to_owned()));
         }
@@ -43,9 +49,10 @@ impl Args {
         match values.len() {
             0 => Ok(None),
             1 => Ok(values.pop()),
-            n => Err(Error::new(format!(
-                "argument '{key}' is given {n} times, expected once"
-            ))),
+            n => Err(Error::with_kind(
+                ErrorKind::Argument,
+                format!("argument '{key}' is given {n} times, expected once"),
+            )),
         }
     }
 
@@ -56,8 +63,12 @@ impl Args {
 
     /// Takes the value of `key`, which must be given.
     pub fn require<T: FromArg>(&mut self, key: &str) -> Result<T> {
-        self.take(key)?
-            .ok_or_else(|| Error::new(format!("missing argument '{key}' (write {key}=VALUE)")))
+        self.take(key)?.ok_or_else(|| {
+            Error::with_kind(
+                ErrorKind::Argument,
+                format!("missing argument '{key}' (write {key}=VALUE)"),
+            )
+        })
     }
 
     /// Takes every value of `key`, in command line order.
@@ -67,10 +78,9 @@ impl Args {
         let mut rest = Vec::new();
         for (k, v) in self.pending.drain(..) {
             if k == key {
-                values.push(
-                    T::from_arg(&v)
-                        .map_err(|why| Error::new(format!("argument {k}='{v}': {why}")))?,
-                );
+                values.push(T::from_arg(&v).map_err(|why| {
+                    Error::with_kind(ErrorKind::Argument, format!("argument {k}='{v}': {why}"))
+                })?);
             } else {
                 rest.push((k, v));
             }
@@ -92,9 +102,10 @@ impl Args {
                 } else {
                     format!("known: {}", known.join(", "))
                 };
-                Err(Error::new(format!(
-                    "unknown argument '{key}={value}' ({known})"
-                )))
+                Err(Error::with_kind(
+                    ErrorKind::Argument,
+                    format!("unknown argument '{key}={value}' ({known})"),
+                ))
             }
         }
     }

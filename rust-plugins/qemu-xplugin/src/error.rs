@@ -22,8 +22,18 @@ pub enum ErrorKind {
     /// Not allowed here: the callback's register access, the plugin's
     /// phase (install, exit), an operation under way.
     NotAllowed,
-    /// A guest address that cannot be read or written.
+    /// A guest address that cannot be read, written or translated.
     Memory,
+    /// The vCPU has no register of that name.
+    UnknownRegister,
+    /// A register's size differs from the value's (a write of 4 bytes to
+    /// an 8-byte register, a `Reg<u32>` for an 8-byte register).
+    RegisterSize,
+    /// Not available in this emulation mode or QEMU (physical memory in
+    /// user mode), or owned by another plugin (time control).
+    Unsupported,
+    /// A plugin argument that is missing, unknown or does not parse.
+    Argument,
     /// Anything else (plugin arguments, errors made with [`Error::new`]).
     Other,
 }

@@ -1,7 +1,8 @@
 //! The boundary with C: panics stop here, strings and buffers cross here.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr, CString};
+use std::io::Write;
 
 use qemu_xplugin_sys as sys;
 
@@ -48,6 +49,12 @@ fn report_error(err: &crate::Error, what: &str) {
 /// other vCPUs go on. `_exit` ends every thread; nothing of QEMU or the
 /// plugins runs after the message.
 ///
+/// The hook runs before unwinding, so it also ends QEMU on a panic that a
+/// `std::panic::catch_unwind` in the plugin would have caught: in a plugin,
+/// a panic is never recoverable. It writes with errors ignored (a closed
+/// standard error, EPIPE, must not panic inside the hook, which would
+/// abort with status 134 instead of exiting with 1).
+///
 /// Should a plugin replace the hook, a panic reaching a callback's
 /// `extern "C"` boundary aborts the process instead (Rust 1.81 and later,
 /// the workspace's `rust-version`), which is still defined behaviour.
@@ -63,7 +70,7 @@ pub(crate) fn install_panic_hook() {
             crate::plugin_name()
         );
         outs(&msg);
-        eprint!("{msg}");
+        let _ = std::io::stderr().write_all(msg.as_bytes());
         // SAFETY: _exit ends the process without running atexit handlers
         // or destructors; it has no precondition. QEMU's log was flushed
         // by outs (qemu_log_unlock flushes) and stderr is unbuffered.
@@ -118,7 +125,8 @@ pub(crate) unsafe fn take_g_string(ptr: *mut c_char) -> Option<String> {
     text
 }
 
-/// A glib byte array, owned here and freed on drop.
+/// A glib byte array, owned here and freed on drop (a lent scratch array
+/// is wrapped in `ManuallyDrop`).
 pub(crate) struct ByteArray(*mut sys::GByteArray);
 
 impl ByteArray {
@@ -131,13 +139,28 @@ impl ByteArray {
     /// Replaces the contents with `bytes`.
     pub(crate) fn set(&mut self, bytes: &[u8]) {
         let len = u32::try_from(bytes.len()).expect("buffers of 4 GiB or more are not supported");
+        self.clear();
         // SAFETY: the array is valid; glib copies `len` bytes from `bytes`,
         // which cannot point into the array: that would need a borrow of
         // it (as_slice) while we hold it mutably.
-        unsafe {
-            sys::g_byte_array_set_size(self.0, 0);
-            sys::g_byte_array_append(self.0, bytes.as_ptr(), len);
-        }
+        unsafe { sys::g_byte_array_append(self.0, bytes.as_ptr(), len) };
+    }
+
+    /// Empties the array, keeping its allocation: what
+    /// `g_byte_array_set_size(array, 0)` does for a byte array (glib's
+    /// `g_array_remove_range` of every element: no element destructor, no
+    /// terminating zero, `len` set to 0), without its two calls, which
+    /// cost as much as the rest of a register read.
+    #[inline(always)]
+    pub(crate) fn clear(&mut self) {
+        // SAFETY: the array is valid and ours (`&mut self`); `len` is the
+        // public field of GByteArray, and lowering it to 0 leaves `data`
+        // and the capacity glib tracks behind it untouched, so the array
+        // stays consistent: glib itself only ever reads `len` bytes of
+        // `data`. Scenario that would break it: a zero-terminated or
+        // element-clearing GArray (g_array_new(TRUE, ..) or with a clear
+        // function), which a GByteArray never is.
+        unsafe { (*self.0).len = 0 };
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::GByteArray {
@@ -159,20 +182,68 @@ impl ByteArray {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<ByteArray> = RefCell::new(ByteArray::new());
+    /// This thread's scratch array, NULL until its first use: a constant
+    /// initialiser and no destructor make the access one thread-local
+    /// load, which the compiler inlines into a callback (a `RefCell` with
+    /// a destructor made every register read a call of `LocalKey::with`).
+    static SCRATCH: Cell<*mut sys::GByteArray> = const { Cell::new(std::ptr::null_mut()) };
+    /// Owns the scratch array, to free it when the thread ends.
+    static SCRATCH_OWNER: RefCell<Option<ScratchOwner>> = const { RefCell::new(None) };
+}
+
+/// Frees a thread's scratch array at its end, and forgets it first.
+struct ScratchOwner {
+    /// Dropped (freed) with the owner.
+    _array: ByteArray,
+}
+
+impl Drop for ScratchOwner {
+    fn drop(&mut self) {
+        // SCRATCH has no destructor, so it is still there.
+        SCRATCH.with(|p| p.set(std::ptr::null_mut()));
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn new_scratch() -> *mut sys::GByteArray {
+    let array = ByteArray::new();
+    let p = array.0;
+    SCRATCH_OWNER.with(|owner| *owner.borrow_mut() = Some(ScratchOwner { _array: array }));
+    SCRATCH.with(|s| s.set(p));
+    p
 }
 
 /// Lends `f` this thread's glib byte array, emptied, for one register or
-/// memory access: an access then costs no allocation. `f` must not call
-/// `with_scratch` again (nothing in the SDK does: it only calls QEMU; the
-/// `RefCell` would panic).
+/// memory access: an access then costs no allocation.
+///
+/// `f` must not reach `with_scratch` or [`with_buffer`] again while it
+/// holds a slice of the array (nothing in the SDK does: `f` calls QEMU,
+/// which never calls back into the plugin from a register or memory
+/// access, and reads the result). Scenario that would break it: an `f`
+/// that, holding `as_slice()`, lets the array be refilled through a second
+/// lender: glib may move `data`, and the slice would dangle. Only SDK code
+/// passes an `f`; plugin code never gets the array.
+#[inline(always)]
 pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut ByteArray) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        // SAFETY: the array is valid; emptying it keeps its allocation.
-        unsafe { sys::g_byte_array_set_size(buf.0, 0) };
-        f(&mut buf)
+    with_buffer(|buf| {
+        buf.clear();
+        f(buf)
     })
+}
+
+/// [`with_scratch`] without emptying the array first, for QEMU calls that
+/// set its size themselves (memory reads): a read of the size the array
+/// has already costs no glib call.
+#[inline(always)]
+pub(crate) fn with_buffer<R>(f: impl FnOnce(&mut ByteArray) -> R) -> R {
+    let mut p = SCRATCH.with(Cell::get);
+    if p.is_null() {
+        p = new_scratch();
+    }
+    // The owner (SCRATCH_OWNER) frees it, not this lent handle.
+    let mut buf = std::mem::ManuallyDrop::new(ByteArray(p));
+    f(&mut buf)
 }
 
 impl Drop for ByteArray {

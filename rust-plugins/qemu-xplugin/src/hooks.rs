@@ -5,6 +5,7 @@
 //! the closure is inlined and the user data is the `HookData<F>`.
 
 use std::ffi::{c_uint, c_void};
+use std::marker::PhantomData;
 use std::sync::Mutex;
 
 use qemu_xplugin_sys as sys;
@@ -135,7 +136,7 @@ pub struct MemHook {
 impl MemHook {
     pub(crate) fn new<F>(access: RegAccess, rw: MemRw, f: F) -> Self
     where
-        F: Fn(&mut Vcpu, &MemAccess) -> Result<()> + Send + Sync + 'static,
+        F: Fn(&mut Vcpu, &MemAccess<'_>) -> Result<()> + Send + Sync + 'static,
     {
         let data = Box::into_raw(Box::new(HookData { access, f }));
         Self {
@@ -172,17 +173,115 @@ impl MemRw {
     }
 }
 
-/// One memory access, as a [`MemHook`] sees it (after the access).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MemAccess {
+/// One memory access, as a [`MemHook`] sees it (after the access). Valid
+/// during the callback only (QEMU answers from the vCPU's state), which the
+/// lifetime and its not being `Send` ensure.
+pub struct MemAccess<'a> {
+    vaddr: u64,
+    info: sys::qemu_plugin_meminfo_t,
+    _callback: PhantomData<&'a *mut ()>,
+}
+
+impl std::fmt::Debug for MemAccess<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemAccess")
+            .field("vaddr", &format_args!("{:#x}", self.vaddr))
+            .field("is_store", &self.is_store())
+            .field("size", &self.size())
+            .field("value", &format_args!("{:#x}", self.value()))
+            .finish()
+    }
+}
+
+/// The physical side of a memory access (system emulation):
+/// [`MemAccess::hwaddr`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hwaddr {
+    /// The physical address (for I/O, the offset in the device's region).
+    pub addr: u64,
+    /// An access to a device (MMIO), not to RAM.
+    pub is_io: bool,
+    /// The device's memory region name, for I/O.
+    pub device: Option<String>,
+}
+
+impl MemAccess<'_> {
     /// Virtual address.
-    pub vaddr: u64,
+    pub fn vaddr(&self) -> u64 {
+        self.vaddr
+    }
+
     /// A store (else a load).
-    pub is_store: bool,
-    /// Size in bytes.
-    pub size: u32,
-    /// The value loaded or stored (the low 64 bits of a 128-bit access).
-    pub value: u64,
+    pub fn is_store(&self) -> bool {
+        // SAFETY: info is the handle QEMU passed to the running callback
+        // (the lifetime); the query only decodes it.
+        unsafe { sys::qemu_plugin_mem_is_store(self.info) }
+    }
+
+    /// Size in bytes: 1, 2, 4, 8 or 16.
+    pub fn size(&self) -> usize {
+        // SAFETY: as above.
+        1 << unsafe { sys::qemu_plugin_mem_size_shift(self.info) }
+    }
+
+    /// A sign-extending load.
+    pub fn is_sign_extended(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { sys::qemu_plugin_mem_is_sign_extended(self.info) }
+    }
+
+    /// A big-endian access.
+    pub fn is_big_endian(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { sys::qemu_plugin_mem_is_big_endian(self.info) }
+    }
+
+    /// The value loaded or stored, all of it (up to 16 bytes), zero-extended.
+    pub fn value(&self) -> u128 {
+        // SAFETY: in the callback of this access (the lifetime) on its vCPU
+        // thread (not Send): QEMU returns the value it recorded for it.
+        let value = unsafe { sys::qemu_plugin_mem_get_value(self.info) };
+        use sys::qemu_plugin_mem_value_type as V;
+        // SAFETY: the union member the type field names.
+        unsafe {
+            match value.type_ {
+                V::QEMU_PLUGIN_MEM_VALUE_U8 => value.data.u8_.into(),
+                V::QEMU_PLUGIN_MEM_VALUE_U16 => value.data.u16_.into(),
+                V::QEMU_PLUGIN_MEM_VALUE_U32 => value.data.u32_.into(),
+                V::QEMU_PLUGIN_MEM_VALUE_U64 => value.data.u64_.into(),
+                _ => {
+                    let v = value.data.u128_;
+                    (u128::from(v.high) << 64) | u128::from(v.low)
+                }
+            }
+        }
+    }
+
+    /// The physical address and device of the access (system emulation;
+    /// `None` in user mode).
+    pub fn hwaddr(&self) -> Option<Hwaddr> {
+        // SAFETY: in the callback of this access on its vCPU's thread
+        // (lifetime, not Send), where QEMU looks the access up in the
+        // vCPU's TLB; it returns a pointer to a per-thread record, valid
+        // until the next call on this thread, which we copy at once, or
+        // NULL (user mode).
+        unsafe {
+            let h = sys::qemu_plugin_get_hwaddr(self.info, self.vaddr);
+            if h.is_null() {
+                return None;
+            }
+            let is_io = sys::qemu_plugin_hwaddr_is_io(h);
+            Some(Hwaddr {
+                addr: sys::qemu_plugin_hwaddr_phys_addr(h),
+                is_io,
+                device: if is_io {
+                    crate::ffi::copy_c_str(sys::qemu_plugin_hwaddr_device_name(h))
+                } else {
+                    None
+                },
+            })
+        }
+    }
 }
 
 extern "C" fn mem_trampoline<F>(
@@ -191,33 +290,16 @@ extern "C" fn mem_trampoline<F>(
     vaddr: u64,
     udata: *mut c_void,
 ) where
-    F: Fn(&mut Vcpu, &MemAccess) -> Result<()> + Send + Sync + 'static,
+    F: Fn(&mut Vcpu, &MemAccess<'_>) -> Result<()> + Send + Sync + 'static,
 {
     // SAFETY: udata is the leaked, never freed HookData<F> of a MemHook
     // made with this trampoline.
     let hook = unsafe { &*(udata as *const HookData<F>) };
     let redirect = in_callback(|| {
-        // SAFETY: info is the handle QEMU passed to this callback.
-        let access = unsafe {
-            let value = sys::qemu_plugin_mem_get_value(info);
-            MemAccess {
-                vaddr,
-                is_store: sys::qemu_plugin_mem_is_store(info),
-                size: 1 << sys::qemu_plugin_mem_size_shift(info),
-                value: match value.type_ {
-                    sys::qemu_plugin_mem_value_type::QEMU_PLUGIN_MEM_VALUE_U8 => {
-                        value.data.u8_.into()
-                    }
-                    sys::qemu_plugin_mem_value_type::QEMU_PLUGIN_MEM_VALUE_U16 => {
-                        value.data.u16_.into()
-                    }
-                    sys::qemu_plugin_mem_value_type::QEMU_PLUGIN_MEM_VALUE_U32 => {
-                        value.data.u32_.into()
-                    }
-                    sys::qemu_plugin_mem_value_type::QEMU_PLUGIN_MEM_VALUE_U64 => value.data.u64_,
-                    _ => value.data.u128_.low,
-                },
-            }
+        let access = MemAccess {
+            vaddr,
+            info,
+            _callback: PhantomData,
         };
         let mut vcpu = Vcpu::new(vcpu_index, hook.access);
         report((hook.f)(&mut vcpu, &access), "memory");

@@ -11,10 +11,47 @@ use qemu_xplugin_sys as sys;
 
 use crate::hooks::{ExecHook, MemHook, MemRw};
 use crate::registry::{plugin_id, plugin_info, plugin_name, registry, List};
+use crate::scoreboard::{Pod, Scoreboard};
 use crate::trampolines;
 use crate::translate::Tb;
 use crate::vcpu::{RegAccess, Vcpu};
-use crate::{Counter, QemuThread, Result};
+use crate::{Counter, ExecThread, QemuThread, Reg, RegValue, Result, VcpuExit};
+
+/// The guest program of user-mode emulation: [`Vcpu::binary`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binary {
+    /// Its path, as given to QEMU.
+    pub path: String,
+    /// Start of its code (guest virtual address).
+    pub start_code: u64,
+    /// End of its code.
+    pub end_code: u64,
+    /// Its entry point.
+    pub entry: u64,
+}
+
+/// Control of the guest's virtual clock, from
+/// [`Install::request_time_control`]: QEMU gives it to one plugin only.
+#[derive(Debug)]
+pub struct TimeControl {
+    /// QEMU's token (an address QEMU owns for its whole life).
+    handle: usize,
+}
+
+impl TimeControl {
+    /// Sets the guest's virtual clock to `ns` nanoseconds. QEMU applies it
+    /// on `vcpu` (outside its callback, where it may take its global
+    /// lock), so it needs a running vCPU: a `&Vcpu` of any callback.
+    pub fn set_ns<C: crate::Context>(&self, _vcpu: &Vcpu<C>, ns: i64) {
+        // SAFETY: the token QEMU returned to this plugin; on a vCPU thread
+        // inside a callback (the Vcpu, which only exists there and is
+        // !Send), where QEMU's current_cpu is set: QEMU queues the update
+        // on it. Scenario that would break it: a call without a current
+        // vCPU (a plugin thread, the main thread in an exit callback):
+        // QEMU would queue work on a NULL CPU.
+        unsafe { sys::qemu_plugin_update_ns(self.handle as *const std::ffi::c_void, ns) }
+    }
+}
 
 /// What QEMU tells a plugin about the machine when it is installed.
 #[derive(Clone, Debug)]
@@ -95,7 +132,10 @@ impl Install {
     }
 
     /// Runs `f` on each vCPU when it starts (with register access).
-    pub fn on_vcpu_init(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
+    pub fn on_vcpu_init(
+        &mut self,
+        f: impl Fn(&mut Vcpu<QemuThread>) -> Result<()> + Send + Sync + 'static,
+    ) {
         add_vcpu_fn(
             &registry().vcpu_init,
             Arc::new(f),
@@ -104,8 +144,12 @@ impl Install {
         );
     }
 
-    /// Runs `f` on each vCPU when it stops.
-    pub fn on_vcpu_exit(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
+    /// Runs `f` for each vCPU that stops: at the end in user mode (a
+    /// guest thread exits), when it is unplugged in system mode, where
+    /// QEMU runs `f` on its main thread. So `f` gets the vCPU's index only
+    /// ([`VcpuExit`]): no registers, memory, or token for
+    /// [`crate::reset`] and [`crate::uninstall`].
+    pub fn on_vcpu_exit(&mut self, f: impl Fn(&VcpuExit) -> Result<()> + Send + Sync + 'static) {
         add_vcpu_fn(
             &registry().vcpu_exit,
             Arc::new(f),
@@ -115,7 +159,10 @@ impl Install {
     }
 
     /// Runs `f` when a vCPU goes idle (system mode: it halted and waits).
-    pub fn on_vcpu_idle(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
+    pub fn on_vcpu_idle(
+        &mut self,
+        f: impl Fn(&mut Vcpu<QemuThread>) -> Result<()> + Send + Sync + 'static,
+    ) {
         add_vcpu_fn(
             &registry().vcpu_idle,
             Arc::new(f),
@@ -125,7 +172,10 @@ impl Install {
     }
 
     /// Runs `f` when an idle vCPU resumes.
-    pub fn on_vcpu_resume(&mut self, f: impl Fn(&mut Vcpu) -> Result<()> + Send + Sync + 'static) {
+    pub fn on_vcpu_resume(
+        &mut self,
+        f: impl Fn(&mut Vcpu<QemuThread>) -> Result<()> + Send + Sync + 'static,
+    ) {
         add_vcpu_fn(
             &registry().vcpu_resume,
             Arc::new(f),
@@ -136,7 +186,7 @@ impl Install {
 
     /// Runs `f` when QEMU flushes its translated code (all vCPUs stopped):
     /// blocks will be translated, and hooks attached, again.
-    pub fn on_flush(&mut self, f: impl Fn(&QemuThread) + Send + Sync + 'static) {
+    pub fn on_flush(&mut self, f: impl Fn(&ExecThread) + Send + Sync + 'static) {
         registry().flush.push(Arc::new(f));
         trampolines::ensure_flush();
     }
@@ -172,9 +222,21 @@ impl Install {
         &mut self,
         access: RegAccess,
         rw: MemRw,
-        f: impl Fn(&mut Vcpu, &crate::MemAccess) -> Result<()> + Send + Sync + 'static,
+        f: impl Fn(&mut Vcpu, &crate::MemAccess<'_>) -> Result<()> + Send + Sync + 'static,
     ) -> MemHook {
         MemHook::new(access, rw, f)
+    }
+
+    /// A handle on register `name` holding a `T` (`u64` for a 64-bit
+    /// general register, `u32`, `[u8; 16]`...), for [`Vcpu::read`] and
+    /// [`Vcpu::write`]. The name and size are checked against each vCPU's
+    /// registers once, not on every access; an unknown name or another
+    /// size is the error of every access
+    /// ([`crate::ErrorKind::UnknownRegister`],
+    /// [`crate::ErrorKind::RegisterSize`]). Making the same handle twice
+    /// returns the same one.
+    pub fn register<T: RegValue>(&mut self, name: &str) -> Reg<T> {
+        Reg::new(name)
     }
 
     /// A new per-vCPU counter for inline operations.
@@ -182,12 +244,49 @@ impl Install {
         Counter::new()
     }
 
+    /// A new per-vCPU [`Scoreboard`] of `T`s, all-zero on every vCPU.
+    pub fn scoreboard<T: Pod>(&mut self) -> Scoreboard<T> {
+        Scoreboard::new()
+    }
+
+    /// Asks for control of the guest's virtual clock (system mode): from
+    /// then on the plugin sets the time with [`TimeControl::set_ns`]. One
+    /// plugin at most controls time, the first to ask: for the others, and
+    /// in user mode (no virtual clock to control), an error of kind
+    /// [`crate::ErrorKind::Unsupported`]. QEMU also refuses to migrate a
+    /// machine whose time a plugin controls.
+    pub fn request_time_control(&mut self) -> Result<TimeControl> {
+        // SAFETY: no arguments; QEMU returns its token, once, or NULL.
+        let handle = unsafe { sys::qemu_plugin_request_time_control() };
+        if handle.is_null() {
+            let why = if plugin_info().system_emulation {
+                "another plugin controls it (QEMU grants it to the first plugin that asks)"
+            } else {
+                "user-mode emulation has no virtual clock"
+            };
+            return Err(crate::Error::with_kind(
+                crate::ErrorKind::Unsupported,
+                format!("cannot control time: {why}"),
+            ));
+        }
+        Ok(TimeControl {
+            handle: handle as usize,
+        })
+    }
+
+    /// Runs `f` once this plugin is uninstalled ([`crate::uninstall`]),
+    /// with every vCPU stopped, just before QEMU unloads the plugin: the
+    /// last callback it gets (its exit callbacks do not run then).
+    pub fn on_uninstall(&mut self, f: impl FnOnce(&ExecThread) + Send + 'static) {
+        crate::lifecycle::add_uninstall_fn(Box::new(f));
+    }
+
     /// Runs `f` when the guest makes a syscall (user mode), before it is
     /// handled. `f` may write registers and call [`Vcpu::set_pc`], which
     /// skips the syscall.
     pub fn on_syscall(
         &mut self,
-        f: impl Fn(&mut Vcpu, &Syscall) -> Result<()> + Send + Sync + 'static,
+        f: impl Fn(&mut Vcpu<QemuThread>, &Syscall) -> Result<()> + Send + Sync + 'static,
     ) {
         if registry().syscall.push(Arc::new(f)) {
             // SAFETY: as for on_translate.
@@ -201,7 +300,7 @@ impl Install {
     /// returns (user mode).
     pub fn on_syscall_return(
         &mut self,
-        f: impl Fn(&mut Vcpu, i64, i64) -> Result<()> + Send + Sync + 'static,
+        f: impl Fn(&mut Vcpu<QemuThread>, i64, i64) -> Result<()> + Send + Sync + 'static,
     ) {
         if registry().syscall_ret.push(Arc::new(f)) {
             // SAFETY: as for on_translate.
@@ -221,7 +320,7 @@ impl Install {
     /// after it are not asked.
     pub fn on_syscall_filter(
         &mut self,
-        f: impl Fn(&mut Vcpu, &Syscall) -> Option<i64> + Send + Sync + 'static,
+        f: impl Fn(&mut Vcpu<QemuThread>, &Syscall) -> Option<i64> + Send + Sync + 'static,
     ) {
         // QEMU keeps one filter per plugin: the SDK registers one
         // trampoline, which asks every filter of the registry.
@@ -241,7 +340,7 @@ impl Install {
     /// Runs `f` on interrupts, exceptions and host calls (system mode).
     pub fn on_discontinuity(
         &mut self,
-        f: impl Fn(&mut Vcpu, &Discontinuity) -> Result<()> + Send + Sync + 'static,
+        f: impl Fn(&mut Vcpu<QemuThread>, &Discontinuity) -> Result<()> + Send + Sync + 'static,
     ) {
         if registry().discon.push(Arc::new(f)) {
             // SAFETY: as for on_translate.
@@ -255,8 +354,9 @@ impl Install {
         }
     }
 
-    /// Runs `f` once when the guest has finished, e.g. to print results.
-    pub fn on_exit(&mut self, f: impl Fn(&QemuThread) + Send + Sync + 'static) {
+    /// Runs `f` once when the guest has finished, e.g. to print results
+    /// (counters can be read: `f` gets an [`ExecThread`]).
+    pub fn on_exit(&mut self, f: impl Fn(&ExecThread) + Send + Sync + 'static) {
         if registry().exit.push(Arc::new(f)) {
             // SAFETY: as for on_translate.
             unsafe {
@@ -272,9 +372,9 @@ impl Install {
 
 /// Adds `f` to the closures of a vCPU event; the first one registers the
 /// event's trampoline with QEMU through `register`.
-fn add_vcpu_fn(
-    list: &List<crate::registry::VcpuFn>,
-    f: Arc<crate::registry::VcpuFn>,
+fn add_vcpu_fn<T: ?Sized>(
+    list: &List<T>,
+    f: Arc<T>,
     register: unsafe extern "C" fn(sys::qemu_plugin_id_t, sys::qemu_plugin_vcpu_simple_cb_t),
     trampoline: extern "C" fn(sys::qemu_plugin_id_t, std::ffi::c_uint),
 ) {

@@ -53,6 +53,7 @@ mod link;
 mod log;
 mod pervcpu;
 mod registry;
+mod regs;
 mod scoreboard;
 mod shared;
 mod thread;
@@ -66,17 +67,22 @@ pub mod __private;
 pub use args::{Args, FromArg};
 pub use error::{Error, ErrorKind, Result};
 pub use ffi::outs;
-pub use hooks::{ExecHook, MemAccess, MemHook, MemRw};
-pub use install::{Discontinuity, DiscontinuityKind, Install, PluginInfo, Syscall};
+pub use hooks::{ExecHook, Hwaddr, MemAccess, MemHook, MemRw};
+pub use install::{
+    Binary, Discontinuity, DiscontinuityKind, Install, PluginInfo, Syscall, TimeControl,
+};
 pub use interplugin::{Event, EventData, ExternFn, Subscription};
 pub use lifecycle::{reset, uninstall};
 pub use pervcpu::PerVcpu;
+/// `#[derive(Pod)]`: see [`Pod`].
+pub use qemu_xplugin_derive::Pod;
 /// `#[derive(Shared)]`: see [`Shared`].
 pub use qemu_xplugin_derive::Shared;
-pub use scoreboard::Counter;
+pub use regs::{Reg, RegValue};
+pub use scoreboard::{Counter, Pod, Scoreboard};
 pub use shared::Shared;
-pub use thread::QemuThread;
-pub use translate::{Insn, Tb};
+pub use thread::{Context, ExecThread, QemuThread, VcpuExit};
+pub use translate::{Cond, Insn, Tb};
 pub use vcpu::{RegAccess, Vcpu};
 
 /// The raw bindings, for what the SDK does not wrap yet (needs `unsafe`).

@@ -1,13 +1,14 @@
 //! Ending or restarting this plugin while the guest runs.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use qemu_xplugin_sys as sys;
 
 use crate::ffi::in_callback;
 use crate::registry::{clear_registry, plugin_id};
-use crate::{Error, Install, QemuThread, Result};
+use crate::{Error, ExecThread, Install, QemuThread, Result};
 
 /// Where the plugin is in its life, for what QEMU allows when.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -15,13 +16,63 @@ use crate::{Error, Install, QemuThread, Result};
 pub(crate) enum Phase {
     Installing = 0,
     Running = 1,
-    Exiting = 2,
+    /// From [`reset`] until the reinstall closure has returned.
+    Resetting = 2,
+    /// From [`uninstall`] on: callbacks already running may still run.
+    Uninstalled = 3,
+    Exiting = 4,
 }
 
 static PHASE: AtomicU8 = AtomicU8::new(Phase::Installing as u8);
 
 pub(crate) fn set_phase(phase: Phase) {
     PHASE.store(phase as u8, Ordering::Release);
+}
+
+/// Moves from `from` to `to`; false when the plugin was not in `from`.
+fn change_phase(from: Phase, to: Phase) -> bool {
+    PHASE
+        .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Whether [`pin_library`] succeeded: the library is never unmapped.
+static PINNED: AtomicBool = AtomicBool::new(false);
+
+/// Keeps this plugin's library mapped until the process ends, whatever
+/// QEMU does: called at install. QEMU unloads (`dlclose`) an uninstalled
+/// plugin once the vCPUs inside guest code are out of it and an RCU grace
+/// period has passed, but other threads may still run its code then: a
+/// syscall, vCPU init or idle callback (outside guest code and outside any
+/// RCU read section), code after the `uninstall` call itself, closures the
+/// plugin leaked. Opening the library again with `RTLD_NODELETE` makes
+/// every later `dlclose` leave it mapped, so that code and data stay valid
+/// and such callbacks finish normally.
+pub(crate) fn pin_library() {
+    // SAFETY: Dl_info is plain data (pointers and integers), for which all
+    // zeroes is a valid value; dladdr only fills it.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr looks an address up in the loader's tables; the
+    // address is that of a function of this library (so the answer is this
+    // library) and `info` is valid for writes.
+    let found = unsafe { libc::dladdr(pin_library as fn() as *const c_void, &mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return;
+    }
+    // SAFETY: dli_fname is the loader's NUL-terminated name of this
+    // library, valid while it is loaded (it is: this is its code).
+    // RTLD_NOLOAD opens nothing new: it returns the loaded library, with
+    // RTLD_NODELETE added to it, and one more reference, which is never
+    // dropped. Scenario that would break it: a name that resolves to
+    // another file (a relative path after a chdir), which NOLOAD does not
+    // load: the call fails and uninstall is refused instead.
+    let handle = unsafe {
+        libc::dlopen(
+            info.dli_fname,
+            libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+        )
+    };
+    PINNED.store(!handle.is_null(), Ordering::Release);
 }
 
 /// QEMU aborts on an uninstall from the install function, and unloads the
@@ -32,6 +83,14 @@ fn check_running(what: &str) -> Result<()> {
         p if p == Phase::Running as u8 => Ok(()),
         p if p == Phase::Installing as u8 => Err(Error::new(format!(
             "cannot {what} {} while it installs: return an error from install instead",
+            crate::plugin_name()
+        ))),
+        p if p == Phase::Resetting as u8 => Err(Error::new(format!(
+            "cannot {what} {}: a reset is already under way (until its reinstall closure returns)",
+            crate::plugin_name()
+        ))),
+        p if p == Phase::Uninstalled as u8 => Err(Error::new(format!(
+            "cannot {what} {}: it is uninstalled",
             crate::plugin_name()
         ))),
         _ => Err(Error::new(format!(
@@ -52,14 +111,54 @@ fn check_running(what: &str) -> Result<()> {
 /// of its threads; from another it would unload the plugin at once, under
 /// running vCPUs.
 pub fn uninstall(_on: &QemuThread) -> Result<()> {
-    check_running("uninstall")?;
-    // SAFETY: the ID is this plugin's; QEMU defers the unloading to a point
-    // where no vCPU runs this plugin's code: we are on a QEMU thread (the
-    // token) and not in install or exit (checked above), where it would
-    // not. Scenario that would break it: a call from a plugin-spawned
-    // thread (current_cpu is NULL there: QEMU unloads synchronously).
-    unsafe { sys::qemu_plugin_uninstall(plugin_id(), None) };
+    if !PINNED.load(Ordering::Acquire) {
+        return Err(Error::new(format!(
+            "cannot uninstall {}: its library could not be kept loaded, \
+             and callbacks still running would lose their code",
+            crate::plugin_name()
+        )));
+    }
+    // Also refused during a reset: uninstall would then unregister the
+    // callbacks the reinstall closure registers.
+    if !change_phase(Phase::Running, Phase::Uninstalled) {
+        return check_running("uninstall");
+    }
+    // SAFETY: the ID is this plugin's, still installed (the phase moved
+    // from Running to Uninstalled once, here). QEMU unregisters the
+    // callbacks once the vCPUs are out of guest code, deferred because we
+    // are on a QEMU thread (the token) and not in install or exit (phase),
+    // and then closes the library, which stays mapped (pin_library, checked
+    // above): a callback still running on another thread (a syscall
+    // callback, outside guest code) or this one after the call keeps valid
+    // code and data. Scenario that would break it without the pin: vCPU 1
+    // in a syscall callback while vCPU 0 uninstalls: SIGSEGV once vCPU 1
+    // returns into unmapped code (tests/tests/races.rs).
+    unsafe { sys::qemu_plugin_uninstall(plugin_id(), Some(uninstalled)) };
     Ok(())
+}
+
+type UninstallFn = Box<dyn FnOnce(&ExecThread) + Send>;
+
+/// The closures of [`Install::on_uninstall`].
+static ON_UNINSTALL: Mutex<Vec<UninstallFn>> = Mutex::new(Vec::new());
+
+pub(crate) fn add_uninstall_fn(f: UninstallFn) {
+    ON_UNINSTALL
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(f);
+}
+
+/// QEMU has removed this plugin's callbacks, with every vCPU stopped (a
+/// safe work item on a vCPU, or no vCPU yet), and unloads it next.
+extern "C" fn uninstalled(_id: sys::qemu_plugin_id_t) {
+    in_callback(|| {
+        let fs = std::mem::take(&mut *ON_UNINSTALL.lock().unwrap_or_else(|e| e.into_inner()));
+        let thread = ExecThread::here();
+        for f in fs {
+            f(&thread);
+        }
+    });
 }
 
 type Reinstall = Box<dyn FnOnce(&mut Install) -> Result<()> + Send>;
@@ -72,26 +171,25 @@ static PENDING_RESET: Mutex<Option<Reinstall>> = Mutex::new(None);
 /// new ones on a fresh [`Install`]. Events this plugin created, its exports
 /// and its counters stay. An error from `reinstall` is logged.
 ///
-/// Errors during install and in exit callbacks, and while an earlier reset
-/// is under way. `on`: as for [`uninstall`].
+/// Errors during install and in exit callbacks, after [`uninstall`], and
+/// while an earlier reset is under way, i.e. until its `reinstall` has
+/// returned (so `reinstall` cannot reset again). `on`: as for
+/// [`uninstall`].
 pub fn reset(
     _on: &QemuThread,
     reinstall: impl FnOnce(&mut Install) -> Result<()> + Send + 'static,
 ) -> Result<()> {
-    check_running("reset")?;
-    {
-        let mut pending = PENDING_RESET.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.is_some() {
-            return Err(Error::new(format!(
-                "cannot reset {}: a reset is already under way",
-                crate::plugin_name()
-            )));
-        }
-        *pending = Some(Box::new(reinstall));
+    if !change_phase(Phase::Running, Phase::Resetting) {
+        return check_running("reset");
     }
-    // SAFETY: the ID is this plugin's and reset_done is a valid callback
-    // for the whole life of the plugin; on a QEMU thread (the token), so
-    // QEMU defers the reset until no vCPU runs (as for uninstall).
+    *PENDING_RESET.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(reinstall));
+    // SAFETY: the ID is this plugin's, not uninstalled and not resetting
+    // (the phase moved from Running to Resetting here, and goes back only
+    // once reset_done is over): QEMU does not drop the request, as it
+    // would while its own reset is under way. reset_done is a valid
+    // callback for the whole life of the plugin; on a QEMU thread (the
+    // token), so QEMU defers the reset until no vCPU runs (as for
+    // uninstall).
     unsafe { sys::qemu_plugin_reset(plugin_id(), Some(reset_done)) };
     Ok(())
 }
@@ -104,7 +202,13 @@ extern "C" fn reset_done(_id: sys::qemu_plugin_id_t) {
         // (with every vCPU stopped): the per-block closures can go.
         crate::hooks::free_block_closures();
         clear_registry();
+        ON_UNINSTALL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         crate::trampolines::flush_unregistered();
+        crate::trampolines::ensure_vcpu_init();
+        crate::regs::check_all_recorded();
         let reinstall = PENDING_RESET
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -114,5 +218,8 @@ extern "C" fn reset_done(_id: sys::qemu_plugin_id_t) {
                 tracing::error!("reset: {err}");
             }
         }
+        // Back to Running (a compare-exchange: Exiting, should the guest
+        // have ended meanwhile, stays).
+        change_phase(Phase::Resetting, Phase::Running);
     });
 }

@@ -8,15 +8,20 @@ use std::sync::{Arc, OnceLock, RwLock};
 use qemu_xplugin_sys as sys;
 
 use crate::install::{Discontinuity, PluginInfo, Syscall};
-use crate::{Error, QemuThread, Result, Vcpu};
+use crate::{Error, ExecThread, QemuThread, Result, Vcpu, VcpuExit};
 
-pub(crate) type VcpuFn = dyn Fn(&mut Vcpu) -> Result<()> + Send + Sync;
+/// vCPU init, idle, resume: outside guest code (no [`ExecThread`]).
+pub(crate) type VcpuFn = dyn Fn(&mut Vcpu<QemuThread>) -> Result<()> + Send + Sync;
+/// vCPU exit: maybe on the main thread, for an unplugged vCPU.
+pub(crate) type VcpuExitFn = dyn Fn(&VcpuExit) -> Result<()> + Send + Sync;
 pub(crate) type TranslateFn = dyn Fn(&crate::Tb<'_>) + Send + Sync;
-pub(crate) type SyscallFn = dyn Fn(&mut Vcpu, &Syscall) -> Result<()> + Send + Sync;
-pub(crate) type SyscallRetFn = dyn Fn(&mut Vcpu, i64, i64) -> Result<()> + Send + Sync;
-pub(crate) type FilterFn = dyn Fn(&mut Vcpu, &Syscall) -> Option<i64> + Send + Sync;
-pub(crate) type DisconFn = dyn Fn(&mut Vcpu, &Discontinuity) -> Result<()> + Send + Sync;
-pub(crate) type ThreadFn = dyn Fn(&QemuThread) + Send + Sync;
+pub(crate) type SyscallFn = dyn Fn(&mut Vcpu<QemuThread>, &Syscall) -> Result<()> + Send + Sync;
+pub(crate) type SyscallRetFn = dyn Fn(&mut Vcpu<QemuThread>, i64, i64) -> Result<()> + Send + Sync;
+pub(crate) type FilterFn = dyn Fn(&mut Vcpu<QemuThread>, &Syscall) -> Option<i64> + Send + Sync;
+pub(crate) type DisconFn =
+    dyn Fn(&mut Vcpu<QemuThread>, &Discontinuity) -> Result<()> + Send + Sync;
+/// Flush and exit: where no vCPU starts (see [`ExecThread`]).
+pub(crate) type ThreadFn = dyn Fn(&ExecThread) + Send + Sync;
 
 /// The closures of one event, in registration order.
 pub(crate) struct List<T: ?Sized>(RwLock<Vec<Arc<T>>>);
@@ -52,7 +57,7 @@ impl<T: ?Sized> List<T> {
 #[derive(Default)]
 pub(crate) struct Registry {
     pub(crate) vcpu_init: List<VcpuFn>,
-    pub(crate) vcpu_exit: List<VcpuFn>,
+    pub(crate) vcpu_exit: List<VcpuExitFn>,
     pub(crate) vcpu_idle: List<VcpuFn>,
     pub(crate) vcpu_resume: List<VcpuFn>,
     pub(crate) flush: List<ThreadFn>,
@@ -73,9 +78,10 @@ pub(crate) fn registry() -> &'static Registry {
 /// callbacks (a reset), so that the next registration registers again.
 pub(crate) fn clear_registry() {
     let r = registry();
-    for list in [&r.vcpu_init, &r.vcpu_exit, &r.vcpu_idle, &r.vcpu_resume] {
+    for list in [&r.vcpu_init, &r.vcpu_idle, &r.vcpu_resume] {
         list.clear();
     }
+    r.vcpu_exit.clear();
     r.flush.clear();
     r.exit.clear();
     r.translate.clear();

@@ -17,7 +17,7 @@ use crate::install::{Discontinuity, DiscontinuityKind, Syscall};
 use crate::registry::{plugin_id, registry, List, VcpuFn};
 use crate::translate::Tb;
 use crate::vcpu::{apply_redirect, RegAccess, Vcpu};
-use crate::QemuThread;
+use crate::{ExecThread, QemuThread, VcpuExit};
 
 /// Runs the closures of a vCPU event (init, exit, idle, resume), where QEMU
 /// allows register access but not redirection.
@@ -30,12 +30,32 @@ fn run_vcpu_callbacks(list: &List<VcpuFn>, vcpu_index: c_uint, what: &str) {
     });
 }
 
+/// Registered for every plugin at install (and again after a reset): the
+/// SDK reads each vCPU's register list as it starts, before its guest
+/// code runs, for [`crate::Reg`] (`regs.rs`).
+pub(crate) fn ensure_vcpu_init() {
+    // SAFETY: a registration of this plugin, with a trampoline of the
+    // callback's type. Registering it again replaces it with itself.
+    unsafe { sys::qemu_plugin_register_vcpu_init_cb(plugin_id(), Some(vcpu_init)) }
+}
+
 pub(crate) extern "C" fn vcpu_init(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
+    in_callback(|| crate::regs::record_vcpu(vcpu_index));
     run_vcpu_callbacks(&registry().vcpu_init, vcpu_index, "vCPU init");
 }
 
+/// QEMU calls this on the vCPU's thread, or, when a vCPU is unplugged in
+/// system mode (`cpu_common_unrealizefn`), on its main thread with no
+/// current vCPU: the closures get the index only ([`VcpuExit`]), nothing
+/// that reads registers (QEMU asserts a current vCPU) or resets or
+/// uninstalls the plugin (QEMU would do it at once, under running vCPUs).
 pub(crate) extern "C" fn vcpu_exit(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
-    run_vcpu_callbacks(&registry().vcpu_exit, vcpu_index, "vCPU exit");
+    in_callback(|| {
+        let vcpu = VcpuExit::new(vcpu_index);
+        for f in registry().vcpu_exit.snapshot() {
+            report(f(&vcpu), "vCPU exit");
+        }
+    });
 }
 
 pub(crate) extern "C" fn vcpu_idle(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
@@ -67,7 +87,9 @@ pub(crate) fn flush_unregistered() {
 extern "C" fn flush(_id: sys::qemu_plugin_id_t) {
     in_callback(|| {
         free_block_closures();
-        let thread = QemuThread::here();
+        // QEMU runs flush callbacks in an exclusive section (every vCPU
+        // out of guest code, none starting): see ExecThread.
+        let thread = ExecThread::here();
         for f in registry().flush.snapshot() {
             f(&thread);
         }
@@ -91,7 +113,7 @@ pub(crate) extern "C" fn translate(_id: sys::qemu_plugin_id_t, tb: *mut sys::qem
 fn run_redirecting<T: ?Sized, R>(
     list: &List<T>,
     vcpu_index: c_uint,
-    mut each: impl FnMut(&T, &mut Vcpu) -> Option<R>,
+    mut each: impl FnMut(&T, &mut Vcpu<QemuThread>) -> Option<R>,
 ) -> Option<R> {
     let (answer, redirect) = in_callback(|| {
         let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWritePc);
@@ -197,7 +219,22 @@ pub(crate) extern "C" fn discontinuity(
 pub(crate) extern "C" fn at_exit(_id: sys::qemu_plugin_id_t, _udata: *mut c_void) {
     crate::lifecycle::set_phase(crate::lifecycle::Phase::Exiting);
     in_callback(|| {
-        let thread = QemuThread::here();
+        // An ExecThread: no vCPU starts while exit callbacks run, so
+        // counters stay put. System mode: QEMU runs them from atexit(),
+        // on the main thread once qemu_cleanup() has paused every vCPU
+        // (only the main thread plugs one in), or on a vCPU thread that
+        // called exit() from guest code (isa-debug-exit, semihosting):
+        // that vCPU is inside cpu_exec, so no exclusive section, hence no
+        // scoreboard growth, can start before the process ends. User
+        // mode: QEMU runs them from qemu_plugin_user_exit() after its
+        // exclusive section, while other guest threads still run. Scenario
+        // that breaks it (not closed, needs QEMU to run the exit callbacks
+        // before end_exclusive()): a guest that creates a thread with a
+        // new vCPU index of 16, 32, ... (its 17th, 33rd live thread) at
+        // the moment another thread calls exit_group; or, in system mode
+        // with more than 16 vCPUs, a fatal error on the main thread during
+        // startup while vCPU 16 initialises.
+        let thread = ExecThread::here();
         for f in registry().exit.snapshot() {
             f(&thread);
         }

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use qemu_xplugin_sys as sys;
 
 use crate::ffi;
-use crate::hooks::{ExecHook, MemHook};
+use crate::hooks::{ExecHook, MemHook, MemRw};
 use crate::vcpu::{RegAccess, Vcpu};
 use crate::{Counter, Result};
 
@@ -52,7 +52,11 @@ impl<'a> Tb<'a> {
 
     /// Runs `hook` every time the block starts executing.
     pub fn on_exec(&self, hook: &ExecHook) {
-        // SAFETY: valid block; the hook's data lives forever.
+        // SAFETY: valid block; the hook's data outlives every block it is
+        // attached to: an ExecHook made by Install::exec_hook is leaked
+        // (lives forever); one made by on_exec_fn (for_one_block) is freed
+        // only after QEMU flushed every translated block, with every vCPU
+        // stopped (free_block_closures), so no block still holds it.
         unsafe {
             sys::qemu_plugin_register_vcpu_tb_exec_cb(
                 self.raw,
@@ -65,8 +69,13 @@ impl<'a> Tb<'a> {
 
     /// Runs `f` every time the block starts executing: for a closure that
     /// captures data about this block. The closure is freed when QEMU
-    /// flushes its translated code; a hook shared by many blocks is an
-    /// [`ExecHook`].
+    /// flushes all its translated code (its code cache fills up, a reset),
+    /// not when this one block is dropped: QEMU says nothing when it
+    /// invalidates single blocks (a guest that rewrites its code, a JIT, a
+    /// program loader, `munmap`), so a guest that does that without
+    /// filling the cache makes the closures of its dropped blocks pile up
+    /// until the next flush. A hook shared by many blocks is an
+    /// [`ExecHook`], made once.
     pub fn on_exec_fn(
         &self,
         access: RegAccess,
@@ -134,7 +143,8 @@ impl Insn<'_> {
 
     /// Runs `hook` every time the instruction is about to execute.
     pub fn on_exec(&self, hook: &ExecHook) {
-        // SAFETY: valid instruction; the hook's data lives forever.
+        // SAFETY: valid instruction; the hook's data outlives the block, as
+        // for Tb::on_exec: leaked, or freed only after a full flush.
         unsafe {
             sys::qemu_plugin_register_vcpu_insn_exec_cb(
                 self.raw,
@@ -180,6 +190,149 @@ impl Insn<'_> {
                 sys::qemu_plugin_op::QEMU_PLUGIN_INLINE_ADD_U64,
                 counter.entry(),
                 n,
+            )
+        }
+    }
+}
+
+/// A comparison of a [`Counter`]'s value (for the executing vCPU) with an
+/// immediate, for conditional callbacks: [`Tb::on_exec_if`],
+/// [`Insn::on_exec_if`]. Generated code compares; the callback only runs
+/// when the comparison holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cond {
+    /// counter == imm
+    Eq,
+    /// counter != imm
+    Ne,
+    /// counter < imm (unsigned)
+    Lt,
+    /// counter <= imm
+    Le,
+    /// counter > imm
+    Gt,
+    /// counter >= imm
+    Ge,
+}
+
+impl Cond {
+    fn raw(self) -> sys::qemu_plugin_cond {
+        use sys::qemu_plugin_cond as C;
+        match self {
+            Cond::Eq => C::QEMU_PLUGIN_COND_EQ,
+            Cond::Ne => C::QEMU_PLUGIN_COND_NE,
+            Cond::Lt => C::QEMU_PLUGIN_COND_LT,
+            Cond::Le => C::QEMU_PLUGIN_COND_LE,
+            Cond::Gt => C::QEMU_PLUGIN_COND_GT,
+            Cond::Ge => C::QEMU_PLUGIN_COND_GE,
+        }
+    }
+}
+
+/// Generated-code operations on a [`Counter`] (no callback), and
+/// conditional hooks.
+impl Tb<'_> {
+    /// Runs `hook` when the block starts executing and `counter` (of the
+    /// executing vCPU) compares to `imm` as `cond` says: the comparison is
+    /// generated code, so the blocks that do not call cost no callback.
+    pub fn on_exec_if(&self, hook: &ExecHook, counter: &Counter, cond: Cond, imm: u64) {
+        // SAFETY: valid block; the hook's data outlives it (as for
+        // on_exec); the counter's scoreboard lives as long as the plugin.
+        unsafe {
+            sys::qemu_plugin_register_vcpu_tb_exec_cond_cb(
+                self.raw,
+                Some(hook.trampoline),
+                hook.access.flags(),
+                cond.raw(),
+                counter.entry(),
+                imm,
+                hook.udata(),
+            )
+        }
+    }
+
+    /// Stores `value` into `counter` (for the executing vCPU) every time
+    /// the block executes, in generated code.
+    pub fn inline_store(&self, counter: &Counter, value: u64) {
+        // SAFETY: valid block; the scoreboard lives as long as the plugin.
+        unsafe {
+            sys::qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(
+                self.raw,
+                sys::qemu_plugin_op::QEMU_PLUGIN_INLINE_STORE_U64,
+                counter.entry(),
+                value,
+            )
+        }
+    }
+}
+
+/// Generated-code operations on a [`Counter`] (no callback), and
+/// conditional hooks.
+impl Insn<'_> {
+    /// Runs `hook` when the instruction is about to execute and `counter`
+    /// compares to `imm` as `cond` says (see [`Tb::on_exec_if`]).
+    pub fn on_exec_if(&self, hook: &ExecHook, counter: &Counter, cond: Cond, imm: u64) {
+        // SAFETY: as for Tb::on_exec_if.
+        unsafe {
+            sys::qemu_plugin_register_vcpu_insn_exec_cond_cb(
+                self.raw,
+                Some(hook.trampoline),
+                hook.access.flags(),
+                cond.raw(),
+                counter.entry(),
+                imm,
+                hook.udata(),
+            )
+        }
+    }
+
+    /// Stores `value` into `counter` every time the instruction executes,
+    /// in generated code.
+    pub fn inline_store(&self, counter: &Counter, value: u64) {
+        // SAFETY: valid instruction; the scoreboard lives as long as the
+        // plugin.
+        unsafe {
+            sys::qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(
+                self.raw,
+                sys::qemu_plugin_op::QEMU_PLUGIN_INLINE_STORE_U64,
+                counter.entry(),
+                value,
+            )
+        }
+    }
+
+    /// Adds `n` to `counter` on every memory access of the instruction
+    /// that `rw` selects, in generated code.
+    pub fn inline_mem_add(&self, rw: MemRw, counter: &Counter, n: u64) {
+        self.inline_mem(
+            rw,
+            sys::qemu_plugin_op::QEMU_PLUGIN_INLINE_ADD_U64,
+            counter,
+            n,
+        );
+    }
+
+    /// Stores `value` into `counter` on every memory access of the
+    /// instruction that `rw` selects, in generated code.
+    pub fn inline_mem_store(&self, rw: MemRw, counter: &Counter, value: u64) {
+        self.inline_mem(
+            rw,
+            sys::qemu_plugin_op::QEMU_PLUGIN_INLINE_STORE_U64,
+            counter,
+            value,
+        );
+    }
+
+    fn inline_mem(&self, rw: MemRw, op: sys::qemu_plugin_op, counter: &Counter, imm: u64) {
+        // SAFETY: valid instruction; the scoreboard lives as long as the
+        // plugin; `op` is an add or a store (the only ops QEMU has).
+        unsafe {
+            sys::qemu_plugin_register_vcpu_mem_inline_per_vcpu(
+                self.raw,
+                rw.raw(),
+                op,
+                counter.entry(),
+                imm,
             )
         }
     }

@@ -1,15 +1,13 @@
 //! The vCPU a callback runs on: registers, memory, control flow.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use qemu_xplugin_sys as sys;
 
 use crate::ffi;
-use crate::{Error, QemuThread, Result};
+use crate::regs::{self, Reg, RegValue};
+use crate::thread::{Context, ExecThread};
+use crate::{Error, ErrorKind, Result};
 
 /// What a callback may do with the vCPU's registers. QEMU keeps the guest's
 /// registers in host registers across callbacks that do not need them, so
@@ -42,15 +40,21 @@ impl RegAccess {
 /// Register and memory access is only valid during the callback, on the
 /// vCPU's own thread, which is why a `Vcpu` is only ever lent to one
 /// callback and is neither `Send` nor `Sync`. It dereferences to the
-/// [`QemuThread`] token, so it can be passed where one is needed.
-pub struct Vcpu {
+/// [`crate::QemuThread`] token, so it can be passed where one is needed.
+///
+/// `C` is where the callback runs: execution and memory hooks get a
+/// `Vcpu` (`Vcpu<ExecThread>`), which dereferences to an [`ExecThread`]
+/// (counters can be read there); syscall, vCPU init/idle/resume and
+/// discontinuity callbacks get a `Vcpu<QemuThread>`, which dereferences to
+/// a [`crate::QemuThread`] only.
+pub struct Vcpu<C: Context = ExecThread> {
     index: u32,
     access: RegAccess,
     redirect: Option<u64>,
-    thread: QemuThread,
+    thread: C,
 }
 
-impl std::fmt::Debug for Vcpu {
+impl<C: Context> std::fmt::Debug for Vcpu<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vcpu")
             .field("index", &self.index)
@@ -59,22 +63,22 @@ impl std::fmt::Debug for Vcpu {
     }
 }
 
-impl Deref for Vcpu {
-    type Target = QemuThread;
+impl<C: Context> Deref for Vcpu<C> {
+    type Target = C;
 
-    fn deref(&self) -> &QemuThread {
+    fn deref(&self) -> &C {
         &self.thread
     }
 }
 
-impl Vcpu {
+impl<C: Context> Vcpu<C> {
     /// Only trampolines make one, for the vCPU QEMU runs the callback on.
     pub(crate) fn new(index: u32, access: RegAccess) -> Self {
         Self {
             index,
             access,
             redirect: None,
-            thread: QemuThread::here(),
+            thread: C::here(),
         }
     }
 
@@ -90,12 +94,76 @@ impl Vcpu {
 
     /// The names of the vCPU's registers, as QEMU's gdbstub knows them.
     pub fn register_names(&self) -> Vec<String> {
-        let mut names: Vec<_> = with_registers(self.index, |r| r.keys().cloned().collect());
+        let mut names: Vec<_> = regs::with_table(self.index, |r| r.keys().cloned().collect());
         names.sort();
         names
     }
 
-    /// Reads register `name`, in the guest's byte order.
+    /// The guest program QEMU runs (user mode; `None` in system mode):
+    /// its path and where its code is. QEMU answers from the running
+    /// vCPU's task, hence a `Vcpu` (not available during install).
+    pub fn binary(&self) -> Option<crate::Binary> {
+        // SAFETY: on a vCPU thread in a callback (Vcpu), where QEMU's
+        // current_cpu is set: user mode reads its task's program, and
+        // returns a g_strdup'ed copy, which take_g_string frees; system
+        // mode returns NULL. Scenario that would break it: a call without
+        // a current vCPU (during install: QEMU dereferences NULL).
+        let path = unsafe { ffi::take_g_string(sys::qemu_plugin_path_to_binary().cast_mut()) }?;
+        // SAFETY: as above (user mode: the running task's layout).
+        let (start_code, end_code, entry) = unsafe {
+            (
+                sys::qemu_plugin_start_code(),
+                sys::qemu_plugin_end_code(),
+                sys::qemu_plugin_entry_code(),
+            )
+        };
+        Some(crate::Binary {
+            path,
+            start_code,
+            end_code,
+            entry,
+        })
+    }
+
+    /// Reads register `reg`: the cheapest register read, as cheap as QEMU's
+    /// C API (no lookup: the handle was resolved once). Errors: the
+    /// callback's [`RegAccess`] is [`RegAccess::None`]
+    /// ([`ErrorKind::NotAllowed`]), the vCPU has no such register
+    /// ([`ErrorKind::UnknownRegister`]) or it has another size than `T`
+    /// ([`ErrorKind::RegisterSize`]).
+    #[inline]
+    pub fn read<T: RegValue>(&self, reg: Reg<T>) -> Result<T> {
+        self.need(RegAccess::Read, || {
+            format!("read register '{}'", reg.name())
+        })?;
+        let handle = reg.handle(self.index)?;
+        ffi::with_scratch(|buf| {
+            // SAFETY: a vCPU callback with read access (checked above), on
+            // the vCPU's thread (Vcpu is !Send); the handle was resolved
+            // for this vCPU's register list; buf is a valid GByteArray that
+            // QEMU appends the register's bytes to.
+            let size = unsafe { sys::qemu_plugin_read_register(handle, buf.as_ptr()) };
+            let bytes = buf.as_slice();
+            if size as usize != T::SIZE || bytes.len() != T::SIZE {
+                return Err(read_failed(reg.name(), size));
+            }
+            Ok(T::from_bytes(bytes))
+        })
+    }
+
+    /// Writes register `reg` (its size is `T`'s, checked once when the
+    /// handle was resolved). Needs [`RegAccess::ReadWrite`].
+    #[inline]
+    pub fn write<T: RegValue>(&mut self, reg: Reg<T>, value: T) -> Result<()> {
+        self.need(RegAccess::ReadWrite, || {
+            format!("write register '{}'", reg.name())
+        })?;
+        let handle = reg.handle(self.index)?;
+        write_handle(handle, reg.name(), value.to_bytes().as_ref())
+    }
+
+    /// Reads register `name`, in the guest's byte order. Looks the name up
+    /// on every call: a callback that runs often uses a [`Reg`].
     pub fn read_register(&self, name: &str) -> Result<Vec<u8>> {
         self.read_register_with(name, <[u8]>::to_vec)
     }
@@ -117,9 +185,10 @@ impl Vcpu {
         })
         .and_then(|(len, value)| {
             if len > 8 {
-                Err(Error::new(format!(
-                    "register '{name}' is {len} bytes, too wide for a u64"
-                )))
+                Err(Error::with_kind(
+                    ErrorKind::RegisterSize,
+                    format!("register '{name}' is {len} bytes, too wide for a u64"),
+                ))
             } else {
                 Ok(value)
             }
@@ -130,10 +199,13 @@ impl Vcpu {
     pub fn write_register(&mut self, name: &str, value: &[u8]) -> Result<()> {
         let (handle, size) = self.writable_register(name)?;
         if value.len() != size {
-            return Err(Error::new(format!(
-                "register '{name}' is {size} bytes, cannot write {} bytes to it",
-                value.len()
-            )));
+            return Err(Error::with_kind(
+                ErrorKind::RegisterSize,
+                format!(
+                    "register '{name}' is {size} bytes, cannot write {} bytes to it",
+                    value.len()
+                ),
+            ));
         }
         write_handle(handle, name, value)
     }
@@ -143,9 +215,10 @@ impl Vcpu {
     pub fn write_register_u64(&mut self, name: &str, value: u64) -> Result<()> {
         let (handle, size) = self.writable_register(name)?;
         if size > 8 || (size < 8 && value >> (size * 8) != 0) {
-            return Err(Error::new(format!(
-                "value {value:#x} does not fit register '{name}' ({size} bytes)"
-            )));
+            return Err(Error::with_kind(
+                ErrorKind::RegisterSize,
+                format!("value {value:#x} does not fit register '{name}' ({size} bytes)"),
+            ));
         }
         write_handle(handle, name, &value.to_le_bytes()[..size])
     }
@@ -168,29 +241,40 @@ impl Vcpu {
 
     /// Fills `bytes` from guest memory at virtual address `vaddr`, without
     /// allocating: the cheapest way to read memory on every instruction.
+    #[inline]
     pub fn read_memory_into(&self, vaddr: u64, bytes: &mut [u8]) -> Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
-        ffi::with_scratch(|buf| {
-            // SAFETY: called from a vCPU callback (Vcpu only exists there);
-            // buf is valid and QEMU grows it to the length asked for.
+        ffi::with_buffer(|buf| {
+            // SAFETY: called from a vCPU callback (Vcpu only exists there,
+            // and is !Send); buf is a valid GByteArray, which QEMU resizes
+            // to the length asked for before filling it.
             if !unsafe { sys::qemu_plugin_read_memory_vaddr(vaddr, buf.as_ptr(), bytes.len()) } {
-                return Err(Error::new(format!(
-                    "cannot read {} bytes at virtual address {vaddr:#x}: not mapped",
-                    bytes.len()
-                )));
+                return Err(unmapped("read", bytes.len(), vaddr));
             }
-            bytes.copy_from_slice(buf.as_slice());
+            let read = buf.as_slice();
+            if read.len() != bytes.len() {
+                return Err(unmapped("read", bytes.len(), vaddr));
+            }
+            bytes.copy_from_slice(read);
             Ok(())
         })
     }
 
     /// Reads a little-endian `u64` of guest memory at virtual address `vaddr`.
+    #[inline]
     pub fn read_memory_u64(&self, vaddr: u64) -> Result<u64> {
-        let mut bytes = [0; 8];
-        self.read_memory_into(vaddr, &mut bytes)?;
-        Ok(u64::from_le_bytes(bytes))
+        ffi::with_buffer(|buf| {
+            // SAFETY: as in read_memory_into.
+            if !unsafe { sys::qemu_plugin_read_memory_vaddr(vaddr, buf.as_ptr(), 8) } {
+                return Err(unmapped("read", 8, vaddr));
+            }
+            match <[u8; 8]>::try_from(buf.as_slice()) {
+                Ok(bytes) => Ok(u64::from_le_bytes(bytes)),
+                Err(_) => Err(unmapped("read", 8, vaddr)),
+            }
+        })
     }
 
     /// Writes `bytes` to guest memory at virtual address `vaddr`. Code
@@ -203,10 +287,7 @@ impl Vcpu {
             buf.set(bytes);
             // SAFETY: vCPU callback; buf is valid.
             if !unsafe { sys::qemu_plugin_write_memory_vaddr(vaddr, buf.as_ptr()) } {
-                return Err(Error::new(format!(
-                    "cannot write {} bytes at virtual address {vaddr:#x}: not mapped",
-                    bytes.len()
-                )));
+                return Err(unmapped("write", bytes.len(), vaddr));
             }
             Ok(())
         })
@@ -218,9 +299,12 @@ impl Vcpu {
         let mut hwaddr = 0;
         // SAFETY: vCPU callback; hwaddr is a valid out pointer.
         if !unsafe { sys::qemu_plugin_translate_vaddr(vaddr, &mut hwaddr) } {
-            return Err(Error::new(format!(
+            return Err(Error::with_kind(
+                ErrorKind::Memory,
+                format!(
                 "cannot translate virtual address {vaddr:#x}: not mapped, or not system emulation"
-            )));
+            ),
+            ));
         }
         Ok(hwaddr)
     }
@@ -263,16 +347,49 @@ impl Vcpu {
     }
 
     /// Checks the callback's access; `what` is only formatted on error.
-    #[inline]
+    #[inline(always)]
     fn need(&self, access: RegAccess, what: impl FnOnce() -> String) -> Result<()> {
         if self.access < access {
-            return Err(Error::new(format!(
-                "cannot {}: this callback was registered with {:?} access, {access:?} is needed",
-                what(),
-                self.access
-            )));
+            return Err(self.denied(access, what()));
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn denied(&self, access: RegAccess, what: String) -> Error {
+        Error::with_kind(
+            ErrorKind::NotAllowed,
+            format!(
+                "cannot {what}: this callback was registered with {:?} access, {access:?} is needed",
+                self.access
+            ),
+        )
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn unmapped(op: &str, len: usize, vaddr: u64) -> Error {
+    Error::with_kind(
+        ErrorKind::Memory,
+        format!("cannot {op} {len} bytes at virtual address {vaddr:#x}: not mapped"),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn read_failed(name: &str, size: i32) -> Error {
+    if size <= 0 {
+        Error::with_kind(
+            ErrorKind::NotAllowed,
+            format!("cannot read register '{name}'"),
+        )
+    } else {
+        Error::with_kind(
+            ErrorKind::RegisterSize,
+            format!("register '{name}' read {size} bytes, not the size of its handle's type"),
+        )
     }
 }
 
@@ -289,7 +406,10 @@ fn read_handle<R>(
         // valid.
         let size = unsafe { sys::qemu_plugin_read_register(handle, buf.as_ptr()) };
         if size <= 0 {
-            return Err(Error::new(format!("cannot read register '{name}'")));
+            return Err(Error::with_kind(
+                ErrorKind::NotAllowed,
+                format!("cannot read register '{name}'"),
+            ));
         }
         Ok(f(buf.as_slice()))
     })
@@ -304,14 +424,24 @@ fn write_handle(handle: *mut sys::qemu_plugin_register, name: &str, value: &[u8]
         // buf holds exactly the register's size.
         let written = unsafe { sys::qemu_plugin_write_register(handle, buf.as_ptr()) };
         if written <= 0 {
-            return Err(Error::new(format!("cannot write register '{name}'")));
+            // SAFETY: a handle from qemu_plugin_get_registers; the query
+            // only decodes it.
+            let why = if unsafe { sys::qemu_plugin_register_is_readonly(handle) } {
+                ": it is read-only (to redirect the vCPU, use Vcpu::set_pc)"
+            } else {
+                ""
+            };
+            return Err(Error::with_kind(
+                ErrorKind::NotAllowed,
+                format!("cannot write register '{name}'{why}"),
+            ));
         }
         Ok(())
     })
 }
 
 /// Redirects the vCPU now. Call it last, from the C trampoline, once every
-/// Rust value that needs dropping is gone: on success QEMU longjmps out.
+/// Rust value that needs dropping is gone: QEMU longjmps out.
 #[inline]
 pub(crate) fn apply_redirect(pc: Option<u64>) {
     if let Some(pc) = pc {
@@ -320,15 +450,15 @@ pub(crate) fn apply_redirect(pc: Option<u64>) {
 }
 
 #[cold]
-fn redirect(pc: u64) {
-    // SAFETY: called from a vCPU callback that QEMU allows to redirect (the
-    // SDK registered it so); no Rust frame above holds a value with a
-    // destructor, so the longjmp skips nothing that needs to run.
-    unsafe { sys::qemu_plugin_set_pc(pc) };
-    ffi::outs(&format!(
-        "{}: QEMU refused to set the PC to {pc:#x} in this callback\n",
-        crate::plugin_name()
-    ));
+fn redirect(pc: u64) -> ! {
+    // SAFETY: qemu_plugin_set_pc() does not return: it longjmps to the vCPU
+    // loop, or aborts QEMU if the callback may not redirect. It may here:
+    // Vcpu::set_pc only records a redirect when the callback was
+    // registered with RegAccess::ReadWritePc or is one QEMU runs with
+    // QEMU_PLUGIN_CB_RW_REGS_PC (syscall, filter, discontinuity); and no
+    // Rust frame above holds a value with a destructor, so the longjmp
+    // skips nothing that needs to run.
+    unsafe { sys::qemu_plugin_set_pc(pc) }
 }
 
 fn hwaddr_result(
@@ -338,107 +468,27 @@ fn hwaddr_result(
     hwaddr: u64,
 ) -> Result<()> {
     use sys::qemu_plugin_hwaddr_operation_result as R;
-    let why = match result {
+    let (kind, why) = match result {
         R::QEMU_PLUGIN_HWADDR_OPERATION_OK => return Ok(()),
-        R::QEMU_PLUGIN_HWADDR_OPERATION_DEVICE_ERROR => "device error",
-        R::QEMU_PLUGIN_HWADDR_OPERATION_ACCESS_DENIED => "access denied",
-        R::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS => "invalid address",
-        R::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS_SPACE => "invalid address space",
-        _ => "not available (user-mode emulation has no physical addresses)",
+        R::QEMU_PLUGIN_HWADDR_OPERATION_DEVICE_ERROR => (ErrorKind::Memory, "device error"),
+        R::QEMU_PLUGIN_HWADDR_OPERATION_ACCESS_DENIED => (ErrorKind::Memory, "access denied"),
+        R::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS => (ErrorKind::Memory, "invalid address"),
+        R::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS_SPACE => {
+            (ErrorKind::Memory, "invalid address space")
+        }
+        _ => (
+            ErrorKind::Unsupported,
+            "not available (user-mode emulation has no physical addresses)",
+        ),
     };
-    Err(Error::new(format!(
-        "cannot {op} {len} bytes at physical address {hwaddr:#x}: {why}"
-    )))
-}
-
-/// FNV-1a: register names are short and trusted, so a hash built for
-/// them beats the default SipHash on every register access.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-}
-
-type Registers = HashMap<String, usize, BuildHasherDefault<Fnv>>;
-
-/// Register handles by vCPU index: QEMU's handles are per CPU class (the
-/// gdbstub register number), and a machine may mix classes, so each vCPU
-/// has its own table, read once from QEMU on that vCPU.
-static TABLES: Mutex<Vec<Option<Arc<Registers>>>> = Mutex::new(Vec::new());
-
-thread_local! {
-    /// The table of the vCPU this thread ran last: a thread runs one vCPU
-    /// (MTTCG, user mode) or takes turns (round-robin TCG).
-    static LAST: RefCell<Option<(u32, Arc<Registers>)>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` with the register table of vCPU `index`, which must be the
-/// vCPU of the running callback (a `Vcpu` is only made there).
-fn with_registers<R>(index: u32, f: impl FnOnce(&Registers) -> R) -> R {
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        match &*last {
-            Some((i, table)) if *i == index => return f(table),
-            _ => {}
-        }
-        let table = {
-            let mut tables = TABLES.lock().unwrap_or_else(PoisonError::into_inner);
-            let i = index as usize;
-            if tables.len() <= i {
-                tables.resize(i + 1, None);
-            }
-            tables[i]
-                .get_or_insert_with(|| Arc::new(read_registers()))
-                .clone()
-        };
-        let r = f(&table);
-        *last = Some((index, table));
-        r
-    })
-}
-
-/// The registers of the vCPU running this callback, from QEMU.
-fn read_registers() -> Registers {
-    let mut map = Registers::default();
-    // SAFETY: only called from vCPU callbacks (through Vcpu, which exists
-    // only there, on the vCPU's thread), where qemu_plugin_get_registers
-    // is allowed and describes that vCPU. The GArray holds `len`
-    // descriptors whose names are static strings; we free the array, not
-    // the strings, as the API says. Scenario that would break it: a Vcpu
-    // used off its thread (prevented: Vcpu is !Send and !Sync).
-    unsafe {
-        let array = sys::qemu_plugin_get_registers();
-        if !array.is_null() {
-            let descs = (*array).data as *const sys::qemu_plugin_reg_descriptor;
-            for i in 0..(*array).len as usize {
-                let desc = &*descs.add(i);
-                if let Some(name) = ffi::copy_c_str(desc.name) {
-                    map.insert(name, desc.handle as usize);
-                }
-            }
-            sys::g_array_free(array, true as sys::gboolean);
-        }
-    }
-    map
+    Err(Error::with_kind(
+        kind,
+        format!("cannot {op} {len} bytes at physical address {hwaddr:#x}: {why}"),
+    ))
 }
 
 fn register(index: u32, name: &str) -> Result<*mut sys::qemu_plugin_register> {
-    with_registers(index, |r| r.get(name).copied())
-        .map(|handle| handle as *mut sys::qemu_plugin_register)
-        .ok_or_else(|| Error::new(format!("unknown register '{name}'")))
+    regs::with_table(index, |t| t.get(name).map(|e| e.handle))
+        .map(|handle| handle as usize as *mut sys::qemu_plugin_register)
+        .ok_or_else(|| regs::unknown_register(name))
 }

@@ -96,26 +96,63 @@ fn inter_plugin_mismatches_are_errors() {
 
 #[test]
 fn bad_register_and_memory_accesses_are_errors() {
-    for (what, message) in [
-        ("unknown-register", "unknown register 'no_such_register'"),
+    // Each error has a kind callers can match on (Error::kind), logged by
+    // the fixture after the message.
+    for (what, message, kind) in [
+        ("unknown-register", "unknown register 'no_such_register'", "UnknownRegister"),
+        ("unknown-register-handle", "unknown register 'no_such_register'", "UnknownRegister"),
         (
             "register-without-access",
             "cannot read register 'rax': this callback was registered with None access, Read is needed",
+            "NotAllowed",
         ),
-        ("wrong-register-size", "register 'rax' is 8 bytes, cannot write 4 bytes to it"),
-        ("unmapped-read", "cannot read 8 bytes at virtual address 0x10: not mapped"),
-        ("unmapped-read-u64", "cannot read 8 bytes at virtual address 0x10: not mapped"),
-        ("unmapped-write", "cannot write 4 bytes at virtual address 0x10: not mapped"),
-        ("physical-in-user-mode", "cannot read 8 bytes at physical address 0x1000"),
+        (
+            "register-handle-without-access",
+            "cannot write register 'rax': this callback was registered with Read access, ReadWrite is needed",
+            "NotAllowed",
+        ),
+        (
+            "wrong-register-size",
+            "register 'rax' is 8 bytes, cannot write 4 bytes to it",
+            "RegisterSize",
+        ),
+        (
+            "register-handle-wrong-size",
+            "register 'rax' is 8 bytes, not 4 as its handle's type says",
+            "RegisterSize",
+        ),
+        (
+            "write-pc-register",
+            "cannot write register 'rip': it is read-only (to redirect the vCPU, use Vcpu::set_pc)",
+            "NotAllowed",
+        ),
+        ("unmapped-read", "cannot read 8 bytes at virtual address 0x10: not mapped", "Memory"),
+        ("unmapped-read-u64", "cannot read 8 bytes at virtual address 0x10: not mapped", "Memory"),
+        ("unmapped-write", "cannot write 4 bytes at virtual address 0x10: not mapped", "Memory"),
+        (
+            "physical-in-user-mode",
+            "cannot read 8 bytes at physical address 0x1000: not available (user-mode emulation has no physical addresses) (kind Unsupported)",
+            "Unsupported",
+        ),
         (
             "set-pc-without-access",
             "cannot set the PC to 0x1000: this callback was registered with ReadWrite access, ReadWritePc is needed",
+            "NotAllowed",
         ),
     ] {
-        misbehave(what, false)
-            .assert_code(0)
+        let run = misbehave(what, false);
+        run.assert_code(0)
             .assert_stdout_line("message: hello")
             .assert_log_contains(&format!("misbehave: error: {message}"));
+        let line = run
+            .log
+            .lines()
+            .find(|l| l.contains("misbehave: error: "))
+            .unwrap_or_default();
+        assert!(
+            line.ends_with(&format!("(kind {kind})")),
+            "{what}: expected kind {kind}: {line}"
+        );
     }
 }
 

@@ -87,3 +87,32 @@ fn uninstall_and_reset_where_qemu_cannot() {
             "lifecycle: error: cannot reset lifecycle: a reset is already under way",
         );
 }
+
+/// vCPU 1 sleeps in its syscall callback while vCPU 0 uninstalls the
+/// plugin: QEMU's uninstall waits only for vCPUs in guest code, then
+/// closes the library. Before the SDK pinned the library, vCPU 1 returned
+/// into unmapped code: SIGSEGV (status 139 from a shell, no code here).
+#[test]
+fn uninstall_while_another_vcpu_runs_a_syscall_callback() {
+    let run = run_user(&["teardown"], xplugin_tests::guests::threads::PATH);
+    run.assert_code(0)
+        .assert_stdout_line("guest: done")
+        .assert_log_contains("teardown: vCPU 0 uninstalls the plugin")
+        .assert_log_contains("teardown: vCPU 1 back in plugin code after the sleep")
+        .assert_log_contains("teardown: again: cannot uninstall teardown: it is uninstalled");
+}
+
+/// A reset asked for from the reinstall closure of a reset (QEMU's own
+/// reset is still under way): QEMU would drop it silently, and every later
+/// reset was refused as "already under way". Now the nested one is an
+/// error and a later one works.
+#[test]
+fn reset_from_reinstall_is_refused_and_a_later_reset_works() {
+    let run = run_user(&["lifecycle,do=reset-in-reinstall,after=1000"], TARGETS);
+    run.assert_code(0)
+        .assert_stdout_line("message: hello")
+        .assert_log_contains(
+            "lifecycle: error: cannot reset lifecycle: a reset is already under way",
+        )
+        .assert_log_contains("lifecycle: second reset done");
+}

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use qemu_xplugin::{Args, Install, RegAccess, Result};
+use qemu_xplugin::{Args, Install, Reg, RegAccess, Result};
 
 fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     let addr: u64 = args.require("addr")?;
@@ -18,15 +18,17 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         return Err(format!("supports x86_64 guests, not {}", plugin.info().target).into());
     }
 
+    // Register handles: resolved once, no lookup when the hook runs.
+    let rax: Reg<u64> = plugin.register("rax");
+    let rsp: Reg<u64> = plugin.register("rsp");
     let skipped = Arc::new(AtomicU64::new(0));
     let counted = skipped.clone();
     let hook = plugin.exec_hook(RegAccess::ReadWritePc, move |vcpu| {
-        let rsp = vcpu.read_register_u64("rsp")?;
-        let mut return_address = [0u8; 8];
-        return_address.copy_from_slice(&vcpu.read_memory(rsp, 8)?);
-        vcpu.write_register_u64("rax", ret as u64)?;
-        vcpu.write_register_u64("rsp", rsp + 8)?;
-        vcpu.set_pc(u64::from_le_bytes(return_address))?;
+        let sp = vcpu.read(rsp)?;
+        let return_address = vcpu.read_memory_u64(sp)?;
+        vcpu.write(rax, ret as u64)?;
+        vcpu.write(rsp, sp + 8)?;
+        vcpu.set_pc(return_address)?;
         counted.fetch_add(1, Ordering::Relaxed);
         Ok(())
     });
