@@ -351,7 +351,12 @@ pub(crate) fn with_table<R>(index: u32, f: impl FnOnce(&Table) -> R) -> R {
                 tables.resize(i + 1, None);
             }
             tables[i]
-                .get_or_insert_with(|| Arc::new(read_table(false)))
+                .get_or_insert_with(|| {
+                    // A vCPU the init trampoline did not see start: handles
+                    // resolved against the common list may not fit it.
+                    MIXED.store(true, Ordering::Relaxed);
+                    Arc::new(read_table(false))
+                })
                 .clone()
         };
         let r = f(&table);

@@ -67,24 +67,29 @@ impl Counter {
     /// started. `on`: where no vCPU can start ([`ExecThread`]: a `&Vcpu`
     /// of an execution hook, a flush or exit callback).
     pub fn get(&self, _on: &ExecThread, index: u32) -> Option<u64> {
-        // SAFETY: no argument; called on a QEMU thread.
-        let started = unsafe { sys::qemu_plugin_num_vcpus() };
-        if i64::from(index) >= i64::from(started) {
+        // Not qemu_plugin_num_vcpus(): QEMU raises it when a vCPU starts,
+        // before it grows the scoreboards for it, and the growth waits for
+        // the vCPUs in guest code (perhaps this one, the token's): in
+        // between, the new vCPU's slot does not exist. The SDK counts a
+        // vCPU once its init callbacks run, after the growth.
+        if index >= crate::regs::started_vcpus() {
             return None;
         }
-        // SAFETY: valid entry, index below the number of started vCPUs
-        // (QEMU asserts that); QEMU publishes that number before growing
-        // the scoreboard, but the growth runs in an exclusive section,
-        // which cannot run while an ExecThread exists (the token), so
-        // the data is sized for every started vCPU and stays put.
+        // SAFETY: valid entry; a slot the scoreboard was grown for (above),
+        // which stays put while an ExecThread exists (no growth can run).
+        // Scenario that would break it: bounding by qemu_plugin_num_vcpus()
+        // with 17 or more vCPUs (QEMU allocates 16 slots first): a read
+        // past the array while vCPU 16 starts.
         Some(unsafe { sys::qemu_plugin_u64_get(self.entry, index) })
     }
 
     /// The sum over all vCPUs. `on`: as for [`Counter::get`].
-    pub fn sum(&self, _on: &ExecThread) -> u64 {
-        // SAFETY: valid scoreboard entry; no reallocation can run (as
-        // above).
-        unsafe { sys::qemu_plugin_u64_sum(self.entry) }
+    pub fn sum(&self, on: &ExecThread) -> u64 {
+        // Not qemu_plugin_u64_sum(), which bounds by qemu_plugin_num_vcpus()
+        // (see get).
+        (0..crate::regs::started_vcpus())
+            .filter_map(|i| self.get(on, i))
+            .fold(0, u64::wrapping_add)
     }
 }
 
