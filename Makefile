@@ -313,6 +313,7 @@ bench: bench-counters
 	    $(BENCH_BUILD)/access.json \
 	    "C API: rax=$(BENCH_BUILD)/libprobe.so,what=reg" \
 	    "qemu-xplugin: rax=$(TOP)/target/release/libprobe.so,what=reg" \
+	    "qemu-xplugin: rax by name=$(TOP)/target/release/libprobe.so,what=reg-name" \
 	    "C API: rsp + memory=$(BENCH_BUILD)/libprobe.so,what=mem" \
 	    "qemu-xplugin: rsp + memory=$(TOP)/target/release/libprobe.so,what=mem" \
 	    "qemu-xplugin: rsp + memory as a Vec=$(TOP)/target/release/libprobe.so,what=mem-vec"

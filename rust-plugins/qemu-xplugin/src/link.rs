@@ -24,10 +24,9 @@ pub(crate) type EventCb = extern "C" fn(*mut c_void, usize, *mut c_void);
 fn check(status: sys::qemu_plugin_link_status, what: impl FnOnce() -> String) -> Result<()> {
     let (kind, why) = match status {
         sys::qemu_plugin_link_status::QEMU_PLUGIN_LINK_OK => return Ok(()),
-        sys::qemu_plugin_link_status::QEMU_PLUGIN_LINK_NO_PLUGIN => (
-            ErrorKind::NoPlugin,
-            "no plugin of that name is installed",
-        ),
+        sys::qemu_plugin_link_status::QEMU_PLUGIN_LINK_NO_PLUGIN => {
+            (ErrorKind::NoPlugin, "no plugin of that name is installed")
+        }
         sys::qemu_plugin_link_status::QEMU_PLUGIN_LINK_AMBIGUOUS => (
             ErrorKind::Ambiguous,
             "several loaded plugins have that name (a plugin that others use \
@@ -134,7 +133,11 @@ pub(crate) fn unsubscribe(plugin: &CStr, event: &CStr, cb: EventCb, udata: *mut 
 /// `event` is a handle from [`create_event`]; `data` is valid for `size`
 /// bytes and exclusive for the call, of the type its subscribers checked;
 /// the thread is one QEMU registered with RCU.
-pub(crate) unsafe fn fire(event: *mut sys::qemu_plugin_named_event, data: *mut c_void, size: usize) {
+pub(crate) unsafe fn fire(
+    event: *mut sys::qemu_plugin_named_event,
+    data: *mut c_void,
+    size: usize,
+) {
     // SAFETY: forwarded from the caller.
     unsafe { sys::qemu_plugin_fire_event(event, data, size) }
 }
