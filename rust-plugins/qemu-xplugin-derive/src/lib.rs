@@ -49,8 +49,10 @@ fn expand_pod(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             fn fields_are_pod<T: ::qemu_xplugin::Pod>() {}
             #(fields_are_pod::<#types>();)*
         };
+        // Every path absolute: a plugin's own `assert!` macro must not
+        // replace the padding check.
         const _: () = {
-            assert!(
+            ::core::assert!(
                 ::core::mem::size_of::<#name>() == 0 #(+ ::core::mem::size_of::<#types>())*,
                 #padding
             );

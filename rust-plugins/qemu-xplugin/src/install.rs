@@ -42,6 +42,12 @@ impl TimeControl {
     /// Sets the guest's virtual clock to `ns` nanoseconds. QEMU applies it
     /// on `vcpu` (outside its callback, where it may take its global
     /// lock), so it needs a running vCPU: a `&Vcpu` of any callback.
+    ///
+    /// The clock only moves forward, and under TCG without `-icount` QEMU
+    /// moves it by waiting, holding its global lock, until host time has
+    /// caught up with `ns`: a value far ahead stops the guest that long
+    /// (an hour ahead, an hour; QEMU then ignores SIGTERM). Move it in
+    /// small steps, as QEMU's `contrib/plugins/ips.c` does.
     pub fn set_ns<C: crate::Context>(&self, _vcpu: &Vcpu<C>, ns: i64) {
         // SAFETY: the token QEMU returned to this plugin; on a vCPU thread
         // inside a callback (the Vcpu, which only exists there and is
@@ -254,7 +260,9 @@ impl Install {
     /// plugin at most controls time, the first to ask: for the others, and
     /// in user mode (no virtual clock to control), an error of kind
     /// [`crate::ErrorKind::Unsupported`]. QEMU also refuses to migrate a
-    /// machine whose time a plugin controls.
+    /// machine whose time a plugin controls. Control is never given back:
+    /// after a reset of this plugin, the `TimeControl` it had stays valid
+    /// and asking again fails; after its uninstall, no plugin gets it.
     pub fn request_time_control(&mut self) -> Result<TimeControl> {
         // SAFETY: no arguments; QEMU returns its token, once, or NULL.
         let handle = unsafe { sys::qemu_plugin_request_time_control() };

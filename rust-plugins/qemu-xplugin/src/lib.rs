@@ -80,7 +80,7 @@ pub use qemu_xplugin_derive::Pod;
 pub use qemu_xplugin_derive::Shared;
 pub use regs::{Reg, RegValue};
 pub use scoreboard::{Counter, Pod, Scoreboard};
-pub use shared::Shared;
+pub use shared::{Flag, Shared};
 pub use thread::{Context, ExecThread, QemuThread, VcpuExit};
 pub use translate::{Cond, Insn, Tb};
 pub use vcpu::{RegAccess, Vcpu};

@@ -25,6 +25,40 @@ impl<T> Default for Slot<T> {
     }
 }
 
+thread_local! {
+    /// The `PerVcpu`s (by address) whose `with` or `for_each` this thread
+    /// is inside: nesting them on one `PerVcpu` would wait for a lock this
+    /// thread holds, or, across two vCPUs, for each other's.
+    static LENT: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks `addr` lent by this thread until dropped; panics, naming `what`,
+/// when it already is.
+struct Lent(usize);
+
+impl Lent {
+    fn enter(addr: usize, what: &str) -> Self {
+        LENT.with(|lent| {
+            let mut lent = lent.borrow_mut();
+            if lent.contains(&addr) {
+                drop(lent);
+                panic!(
+                    "{what} called from inside `with` or `for_each` of the same PerVcpu \
+                     (it would wait for a value this thread holds)"
+                );
+            }
+            lent.push(addr);
+        });
+        Self(addr)
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        LENT.with(|lent| lent.borrow_mut().retain(|&a| a != self.0));
+    }
+}
+
 /// Clears a slot's `busy` flag when `with` ends, even by a panic.
 struct Busy<'a>(&'a AtomicBool);
 
@@ -98,6 +132,7 @@ impl<T: Default> PerVcpu<T> {
             );
         }
         let _busy = Busy(&slot.busy);
+        let _lent = Lent::enter(self as *const Self as usize, "PerVcpu::with");
         let value = match slot.value.get() {
             Some(value) => value,
             None => {
@@ -112,9 +147,14 @@ impl<T: Default> PerVcpu<T> {
     }
 
     /// Runs `f` on the value of every vCPU that has one, by index. Holds
-    /// the value's lock while `f` runs (that vCPU's `with` waits), so `f`
-    /// must not call `with`.
+    /// the value's lock while `f` runs (that vCPU's `with` waits).
+    ///
+    /// # Panics
+    /// When called from inside `with` or `for_each` of the same `PerVcpu`,
+    /// or when `f` calls them, with a message saying so (rather than wait
+    /// for a lock this thread holds).
     pub fn for_each(&self, mut f: impl FnMut(u32, &mut T)) {
+        let _lent = Lent::enter(self as *const Self as usize, "PerVcpu::for_each");
         for (chunk, slots) in self.chunks.iter().enumerate() {
             let Some(slots) = slots.get() else { continue };
             let start = 16 * ((1u64 << chunk) - 1);
@@ -132,6 +172,26 @@ impl<T: Default> PerVcpu<T> {
 mod tests {
     use super::*;
     use crate::RegAccess;
+
+    #[test]
+    fn for_each_inside_with_panics_instead_of_deadlocking() {
+        let counts = PerVcpu::<u64>::new();
+        let vcpu = Vcpu::<crate::ExecThread>::new(0, RegAccess::None);
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            counts.with(&vcpu, |_| counts.for_each(|_, _| ()));
+        }))
+        .expect_err("for_each inside with must panic");
+        let msg = err.downcast_ref::<String>().expect("a message");
+        assert!(
+            msg.contains("PerVcpu::for_each called from inside"),
+            "{msg}"
+        );
+        // the value was given back: with and for_each work again
+        counts.with(&vcpu, |n| *n += 1);
+        let mut seen = Vec::new();
+        counts.for_each(|i, n| seen.push((i, *n)));
+        assert_eq!(seen, [(0, 1)]);
+    }
 
     #[test]
     fn each_vcpu_has_its_own_value() {

@@ -355,6 +355,11 @@ pub(crate) fn with_table<R>(index: u32, f: impl FnOnce(&Table) -> R) -> R {
                     // A vCPU the init trampoline did not see start: handles
                     // resolved against the common list may not fit it.
                     MIXED.store(true, Ordering::Relaxed);
+                    // It runs a callback, so QEMU has finished its init,
+                    // growth of the scoreboards included: count it (not in
+                    // check_all_recorded, where a vCPU may be in QEMU's
+                    // table while its growth still waits).
+                    STARTED.fetch_max(index + 1, Ordering::AcqRel);
                     Arc::new(read_table(false))
                 })
                 .clone()

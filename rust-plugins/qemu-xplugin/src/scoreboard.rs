@@ -29,10 +29,17 @@ unsafe impl Send for Counter {}
 unsafe impl Sync for Counter {}
 
 impl Counter {
-    /// A counter at 0 on every vCPU.
-    pub fn new() -> Self {
+    /// A counter at 0 on every vCPU. Only at install ([`Install::counter`]):
+    /// QEMU sizes a new scoreboard without its lock, so one created while a
+    /// vCPU starts elsewhere (from a syscall callback, or a thread the
+    /// plugin spawned) could keep the old size and never grow.
+    ///
+    /// [`Install::counter`]: crate::Install::counter
+    pub(crate) fn new() -> Self {
         // SAFETY: creates a scoreboard of u64 entries; it resizes itself as
-        // vCPUs are added.
+        // vCPUs are added. Called only from Install (the main thread,
+        // before any vCPU runs, or a reinstall closure in QEMU's safe
+        // work), where no vCPU can start concurrently.
         let score = unsafe { sys::qemu_plugin_scoreboard_new(std::mem::size_of::<u64>()) };
         Self {
             entry: sys::qemu_plugin_u64 { score, offset: 0 },
@@ -90,12 +97,6 @@ impl Counter {
         (0..crate::regs::started_vcpus())
             .filter_map(|i| self.get(on, i))
             .fold(0, u64::wrapping_add)
-    }
-}
-
-impl Default for Counter {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -201,7 +202,9 @@ impl<T: Pod> Scoreboard<T> {
     pub(crate) fn new() -> Self {
         let size = std::mem::size_of::<T>().max(1);
         // SAFETY: creates a scoreboard of `size`-byte entries, zeroed, that
-        // QEMU grows as vCPUs start; no precondition.
+        // QEMU grows as vCPUs start. Only Install calls this, where no vCPU
+        // can start concurrently (QEMU reads the size to give it without
+        // its lock: see Counter::new).
         let score = unsafe { sys::qemu_plugin_scoreboard_new(size) };
         Self {
             score,

@@ -14,7 +14,9 @@
 /// # Safety
 /// `describe` must change whenever the layout or meaning of the type
 /// does, and every bit pattern another plugin may write through a `&mut`
-/// of the same description must be valid. The derive upholds both.
+/// of the same description must be valid (another plugin may be a C
+/// plugin subscribed to the event: so no `bool`, `char` or enum; see
+/// [`Flag`]). The derive upholds both.
 pub unsafe trait Shared: Copy + Send + 'static {
     /// The layout description two plugins must agree on.
     fn describe() -> String;
@@ -47,9 +49,53 @@ primitive!(
     isize,
     f32,
     f64,
-    bool,
     ()
 );
+
+/// A yes/no in data shared across plugins: `bool` is not [`Shared`],
+/// because another plugin (a C subscriber of an event, say) may store any
+/// byte in it, and a `bool` that is neither 0 nor 1 is undefined
+/// behaviour. Any byte is a valid `Flag`: non-zero is yes.
+#[repr(transparent)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flag(u8);
+
+impl Flag {
+    /// Yes, or no.
+    pub const fn new(value: bool) -> Self {
+        Self(value as u8)
+    }
+
+    /// Whether the flag is set (any non-zero byte).
+    pub const fn get(self) -> bool {
+        self.0 != 0
+    }
+
+    /// Sets or clears the flag.
+    pub fn set(&mut self, value: bool) {
+        self.0 = value as u8;
+    }
+}
+
+impl From<bool> for Flag {
+    fn from(value: bool) -> Self {
+        Self::new(value)
+    }
+}
+
+impl std::fmt::Debug for Flag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+// SAFETY: one byte, every value valid (non-zero reads as yes); a distinct
+// description, so it never matches a plugin that shares a u8 or a bool.
+unsafe impl Shared for Flag {
+    fn describe() -> String {
+        "flag".to_string()
+    }
+}
 
 // SAFETY: an array of Shared elements has their layout, N times.
 unsafe impl<T: Shared, const N: usize> Shared for [T; N] {

@@ -226,14 +226,16 @@ pub(crate) extern "C" fn at_exit(_id: sys::qemu_plugin_id_t, _udata: *mut c_void
         // called exit() from guest code (isa-debug-exit, semihosting):
         // that vCPU is inside cpu_exec, so no exclusive section, hence no
         // scoreboard growth, can start before the process ends. User
-        // mode: QEMU runs them from qemu_plugin_user_exit() after its
-        // exclusive section, while other guest threads still run. Scenario
-        // that breaks it (not closed, needs QEMU to run the exit callbacks
-        // before end_exclusive()): a guest that creates a thread with a
-        // new vCPU index of 16, 32, ... (its 17th, 33rd live thread) at
-        // the moment another thread calls exit_group; or, in system mode
-        // with more than 16 vCPUs, a fatal error on the main thread during
-        // startup while vCPU 16 initialises.
+        // mode: QEMU runs them from qemu_plugin_user_exit() inside its
+        // exclusive section (the series' standalone patch "plugins: run
+        // linux-user exit callbacks with the other threads stopped";
+        // upstream runs them after end_exclusive()), so a thread starting a
+        // vCPU waits. Scenario that would break it: that patch dropped (a
+        // guest thread starting its 17th, 33rd ... vCPU while another
+        // calls exit_group: check-tcg's threads-at-exit saw the count go
+        // from 8 to 202 without it); or, in system mode with more than 16
+        // vCPUs, a fatal error on the main thread during startup while
+        // vCPU 16 initialises.
         let thread = ExecThread::here();
         for f in registry().exit.snapshot() {
             f(&thread);

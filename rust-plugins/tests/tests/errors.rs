@@ -80,7 +80,7 @@ fn inter_plugin_mismatches_are_errors() {
             "plugin 'blocks' exports fn blocks_fired as extern \"C\" fn() -> u64, but 'misbehave' expects extern \"C\" fn(u32) -> u64",
         ),
         ("import-missing-function", "plugin 'blocks' does not export fn no_such"),
-        ("subscribe-wrong-type", "plugin 'blocks' exports event block_exec as blocks-api::BlockExec@0.1.0 {size 24, align 8; vcpu_index: u32 @0; insns: u32 @4; pc: u64 @8; flag: bool @16}, but 'misbehave' expects u64"),
+        ("subscribe-wrong-type", "plugin 'blocks' exports event block_exec as blocks-api::BlockExec@0.1.0 {size 24, align 8; vcpu_index: u32 @0; insns: u32 @4; pc: u64 @8; flag: flag @16}, but 'misbehave' expects u64"),
         ("subscribe-missing-event", "plugin 'blocks' does not export event no_such_event"),
     ] {
         misbehave(what, true)

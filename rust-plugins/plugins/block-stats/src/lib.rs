@@ -19,7 +19,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     let counted = received.clone();
     plugin.subscribe(PLUGIN, BLOCK_EVENT, move |block: &mut BlockExec| {
         counted.fetch_add(1, Ordering::Relaxed);
-        block.flag = block.pc >= flag_from;
+        block.flag.set(block.pc >= flag_from);
     })?;
     plugin.on_exit(move |_| {
         qemu_xplugin::outs(&format!(

@@ -28,5 +28,5 @@ pub struct BlockExec {
     /// Address of the block.
     pub pc: u64,
     /// Set by a subscriber to flag the block.
-    pub flag: bool,
+    pub flag: qemu_xplugin::Flag,
 }

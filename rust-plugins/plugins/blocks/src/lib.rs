@@ -47,11 +47,11 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
                 vcpu_index: vcpu.index(),
                 insns,
                 pc,
-                flag: false,
+                flag: qemu_xplugin::Flag::new(false),
             };
             FIRED_COUNT.fetch_add(1, Ordering::Relaxed);
             event.fire(vcpu, &mut data);
-            if data.flag {
+            if data.flag.get() {
                 flagged.add(vcpu, 1);
             }
             if last {

@@ -41,9 +41,9 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
             (Some(path), Some(argv0)) => {
                 format!("execve(\"{path}\", [\"{argv0}\", ...], {:#x})", e.args[2])
             }
-            (path, _) => call(e.nr, e.compat, &e.args, path),
+            (path, _) => call(e.nr, e.compat.get(), &e.args, path),
         };
-        if matches!(e.nr, nr::EXECVE | nr::EXECVEAT | nr::EXIT_GROUP) && !e.compat {
+        if matches!(e.nr, nr::EXECVE | nr::EXECVEAT | nr::EXIT_GROUP) && !e.compat.get() {
             qemu_xplugin::outs(&format!("{} {text} ...\n", prefix(&e.caller)));
         }
     })?;
@@ -52,7 +52,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
             qemu_xplugin::outs(&format!(
                 "{} {} = {}\n",
                 prefix(&r.caller),
-                call(r.nr, r.compat, &r.args, None),
+                call(r.nr, r.compat.get(), &r.args, None),
                 r.ret
             ));
         }

@@ -20,7 +20,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     if let Some(pid) = getpid {
         let process = process.clone();
         plugin.subscribe(PLUGIN, RETURN_EVENT, move |r: &mut SyscallReturn| {
-            if r.nr == nr::GETPID && !r.compat && r.caller.comm.as_str() == process {
+            if r.nr == nr::GETPID && !r.compat.get() && r.caller.comm.as_str() == process {
                 tracing::info!("{process}: getpid() = {} -> {pid}", r.ret);
                 r.ret = pid;
             }
@@ -28,7 +28,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     }
     if let Some(code) = exit_code {
         plugin.subscribe(PLUGIN, ENTER_EVENT, move |e: &mut SyscallEnter| {
-            if e.nr == nr::EXIT_GROUP && !e.compat && e.caller.comm.as_str() == process {
+            if e.nr == nr::EXIT_GROUP && !e.compat.get() && e.caller.comm.as_str() == process {
                 tracing::info!("{process}: exit_group({}) -> exit_group({code})", e.args[0]);
                 e.args[0] = code.into();
             }

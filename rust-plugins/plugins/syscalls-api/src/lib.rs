@@ -60,7 +60,7 @@ pub struct SyscallEnter {
     /// Address of the `syscall` / `int 0x80` instruction.
     pub pc: u64,
     /// 32-bit `int 0x80` ABI (else 64-bit `syscall`).
-    pub compat: bool,
+    pub compat: qemu_xplugin::Flag,
     /// The syscall number.
     pub nr: u64,
     /// The arguments; a subscriber may change them.
@@ -96,7 +96,7 @@ pub struct SyscallReturn {
     /// Who made the call.
     pub caller: Caller,
     /// 32-bit `int 0x80` ABI.
-    pub compat: bool,
+    pub compat: qemu_xplugin::Flag,
     /// The syscall number.
     pub nr: u64,
     /// The arguments as the kernel saw them.
@@ -263,7 +263,7 @@ mod tests {
                 let enter = SyscallEnter {
                     caller: Caller { comm: Comm(comm.try_into().unwrap()), ..Caller::default() },
                     pc: 0,
-                    compat: false,
+                    compat: qemu_xplugin::Flag::new(false),
                     nr: 0,
                     args: [0; 6],
                     path: path.clone().try_into().unwrap(),

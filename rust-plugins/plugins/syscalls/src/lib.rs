@@ -134,7 +134,7 @@ fn on_entry(vcpu: &mut Vcpu, event: &Event<SyscallEnter>, compat: bool, pc: u64)
     let mut data = SyscallEnter {
         caller,
         pc,
-        compat,
+        compat: compat.into(),
         nr,
         args,
         path: [0; 256],
@@ -229,7 +229,7 @@ fn on_return(vcpu: &mut Vcpu, event: &Event<SyscallReturn>, pc: u64) -> Result<(
     };
     let mut data = SyscallReturn {
         caller,
-        compat: pending.compat,
+        compat: pending.compat.into(),
         nr: pending.nr,
         args: pending.args,
         ret,
