@@ -22,8 +22,9 @@
 # A commit whose message has a "Backported-from:" trailer is a backport and
 # is exported to patches/backports/. Upstream-bound commits before the first
 # backport are standalone patches, which apply to upstream without the rest
-# of the series: patches/standalone/. The upstream-bound commits after the backports form
-# the submission set, patches/upstream/, with its cover letter.
+# of the series: patches/standalone/. The upstream-bound commits after the
+# backports form the submission set, patches/upstream/, with its cover
+# letter.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
