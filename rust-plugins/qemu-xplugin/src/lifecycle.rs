@@ -132,7 +132,8 @@ pub fn uninstall(_on: &QemuThread) -> Result<()> {
     // callback, outside guest code) or this one after the call keeps valid
     // code and data. Scenario that would break it without the pin: vCPU 1
     // in a syscall callback while vCPU 0 uninstalls: SIGSEGV once vCPU 1
-    // returns into unmapped code (the reviewer's probe; tests/tests/lifecycle.rs runs the scenario).
+    // returns into unmapped code (the reviewer's probe; tests/lifecycle.rs
+    // runs the scenario).
     unsafe { sys::qemu_plugin_uninstall(plugin_id(), Some(uninstalled)) };
     Ok(())
 }
