@@ -17,7 +17,7 @@ pub const RETURN_EVENT: &str = "return";
 
 /// Which process and thread made a syscall.
 #[repr(C)]
-#[derive(qemu_xplugin::Shared, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(qemu_xplugin::Shared, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caller {
     /// The vCPU it ran on.
     pub vcpu_index: u32,
@@ -25,10 +25,34 @@ pub struct Caller {
     pub asid: u64,
     /// The thread: its TLS base (`fs_base`).
     pub thread: u64,
-    /// The process's name as the provider tracks it from `execve` (the
-    /// basename of the program) and `fork`; `?` until known.
+    /// The process's name: the kernel's (`task_struct.comm`) when the
+    /// `osi` plugin is loaded, else as the provider tracks it from
+    /// `execve` (the basename of the program) and `fork`; `?` until known.
     pub comm: Comm,
+    /// The process id (tgid) when `osi` is loaded, else -1.
+    pub pid: i32,
+    /// The thread id when `osi` is loaded, else -1.
+    pub tid: i32,
 }
+
+impl Default for Caller {
+    fn default() -> Self {
+        Self {
+            vcpu_index: 0,
+            asid: 0,
+            thread: 0,
+            comm: Comm::default(),
+            pid: -1,
+            tid: -1,
+        }
+    }
+}
+
+/// Exported function: [`UsesOsiFn`].
+pub const USES_OSI: &str = "syscalls_uses_osi";
+/// `syscalls_uses_osi()`: 1 if the provider found `osi` when it was
+/// installed (`osi` refuses to be installed after it).
+pub type UsesOsiFn = extern "C" fn() -> u32;
 
 /// A process name, NUL-padded like the kernel's `comm`.
 #[repr(C)]
@@ -214,6 +238,62 @@ pub fn name(nr: u64) -> Option<&'static str> {
     })
 }
 
+/// The name of Linux errno `errno` (positive), for the common ones.
+pub fn errno_name(errno: i64) -> Option<&'static str> {
+    Some(match errno {
+        1 => "EPERM",
+        2 => "ENOENT",
+        3 => "ESRCH",
+        4 => "EINTR",
+        5 => "EIO",
+        6 => "ENXIO",
+        7 => "E2BIG",
+        8 => "ENOEXEC",
+        9 => "EBADF",
+        10 => "ECHILD",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        14 => "EFAULT",
+        15 => "ENOTBLK",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        18 => "EXDEV",
+        19 => "ENODEV",
+        20 => "ENOTDIR",
+        21 => "EISDIR",
+        22 => "EINVAL",
+        23 => "ENFILE",
+        24 => "EMFILE",
+        25 => "ENOTTY",
+        26 => "ETXTBSY",
+        27 => "EFBIG",
+        28 => "ENOSPC",
+        29 => "ESPIPE",
+        30 => "EROFS",
+        31 => "EMLINK",
+        32 => "EPIPE",
+        33 => "EDOM",
+        34 => "ERANGE",
+        35 => "EDEADLK",
+        36 => "ENAMETOOLONG",
+        37 => "ENOLCK",
+        38 => "ENOSYS",
+        39 => "ENOTEMPTY",
+        40 => "ELOOP",
+        61 => "ENODATA",
+        62 => "ETIME",
+        75 => "EOVERFLOW",
+        95 => "EOPNOTSUPP",
+        110 => "ETIMEDOUT",
+        512 => "ERESTARTSYS",
+        513 => "ERESTARTNOINTR",
+        514 => "ERESTARTNOHAND",
+        516 => "ERESTART_RESTARTBLOCK",
+        _ => return None,
+    })
+}
+
 /// Whether the first argument of syscall `nr` is a path.
 pub fn first_arg_is_path(nr: u64) -> bool {
     matches!(nr, 2 | 4 | 6 | 21 | 59 | 80 | 83 | 84 | 87 | 89 | 161)
@@ -245,6 +325,8 @@ mod tests {
         assert_eq!(name(100_000), None);
         assert!(first_arg_is_path(nr::EXECVE));
         assert!(second_arg_is_path(257));
+        assert_eq!(errno_name(2), Some("ENOENT"));
+        assert_eq!(errno_name(100_000), None);
     }
 
     mod properties {

@@ -8,18 +8,22 @@
 //! Subscribers may rewrite the arguments and the return value; the provider
 //! writes the changes back to the guest's registers.
 //!
-//! Process names come from the `execve` calls the provider sees (the
+//! With the `osi` plugin loaded before it (`-plugin libosi.so,kernel=...
+//! -plugin libsyscalls.so`), every event carries the process id, thread id
+//! and name the kernel has (`osi` reads `task_struct`). Without it,
+//! process names come from the `execve` calls the provider sees (the
 //! basename of `argv[0]`, as the kernel's `comm` is the basename of the
 //! file) and are inherited across `fork`: kernel memory is not read, so
-//! processes started before the plugin are `?`.
+//! processes started before the plugin are `?`, and pids are -1.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
-use qemu_xplugin::{Args, Event, Install, RegAccess, Result, Vcpu};
+use qemu_xplugin::{Args, ErrorKind, Event, Install, RegAccess, Result, Vcpu};
 use syscalls_api::{
     first_arg_is_path, nr, second_arg_is_path, Caller, Comm, SyscallEnter, SyscallReturn,
-    ENTER_EVENT, RETURN_EVENT,
+    ENTER_EVENT, RETURN_EVENT, USES_OSI,
 };
 
 /// `syscall` and `int 0x80`.
@@ -65,6 +69,14 @@ struct State {
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
+/// `osi_current`, when `osi` was installed before this plugin.
+static OSI: OnceLock<osi_api::CurrentFn> = OnceLock::new();
+static USES: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn syscalls_uses_osi() -> u32 {
+    USES.load(Ordering::Relaxed).into()
+}
+
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     let mut guard = STATE.lock().unwrap_or_else(PoisonError::into_inner);
     f(guard.get_or_insert_with(State::default))
@@ -80,14 +92,37 @@ impl State {
 /// for the address space. The names are a heuristic that holds while
 /// processes are created one at a time (as a shell does): an address space
 /// the kernel reuses takes the name of the program created in it.
+/// With `osi`, the kernel's view instead: its callbacks ran before ours on
+/// the same instruction, so what it answers is the task making this call.
 fn caller(vcpu: &Vcpu, state: &State) -> Result<Caller> {
     let asid = vcpu.read_register_u64("cr3")? & ASID_MASK;
-    Ok(Caller {
+    let mut caller = Caller {
         vcpu_index: vcpu.index(),
         asid,
         thread: vcpu.read_register_u64("fs_base")?,
         comm: state.name(asid),
-    })
+        pid: -1,
+        tid: -1,
+    };
+    if let Some(current) = OSI.get() {
+        let task = current(vcpu.index());
+        if task.is_known() {
+            caller.comm = Comm(task.comm.0);
+            caller.pid = task.tgid;
+            caller.tid = task.pid;
+        }
+    }
+    Ok(caller)
+}
+
+/// Pending calls are matched by thread: the kernel's thread id when known,
+/// else the TLS base.
+fn thread_key(caller: &Caller) -> (u64, u64) {
+    if caller.tid >= 0 {
+        (u64::MAX, caller.tid as u64)
+    } else {
+        (caller.asid, caller.thread)
+    }
 }
 
 fn current(vcpu: &Vcpu) -> Result<Caller> {
@@ -120,7 +155,7 @@ fn on_entry(vcpu: &mut Vcpu, event: &Event<SyscallEnter>, compat: bool, pc: u64)
         let mut caller = current(vcpu)?;
         with_state(|state| {
             if let Some(Spawn::Exec { from, name }) = state.spawn {
-                if from != caller.asid {
+                if from != caller.asid && caller.pid < 0 {
                     // The first syscall of the program execve started.
                     state.names.remove(&from);
                     state.names.insert(caller.asid, name);
@@ -161,6 +196,7 @@ fn on_entry(vcpu: &mut Vcpu, event: &Event<SyscallEnter>, compat: bool, pc: u64)
     }
     let asid = data.caller.asid;
     let comm = data.caller.comm;
+    let key = thread_key(&data.caller);
     with_state(|state| {
         if !compat {
             match nr {
@@ -186,7 +222,7 @@ fn on_entry(vcpu: &mut Vcpu, event: &Event<SyscallEnter>, compat: bool, pc: u64)
             }
         }
         state.pending.insert(
-            (asid, data.caller.thread),
+            key,
             Pending {
                 return_pc: pc + 2,
                 compat,
@@ -201,12 +237,12 @@ fn on_entry(vcpu: &mut Vcpu, event: &Event<SyscallEnter>, compat: bool, pc: u64)
 fn on_return(vcpu: &mut Vcpu, event: &Event<SyscallReturn>, pc: u64) -> Result<()> {
     let mut caller = current(vcpu)?;
     let pending = with_state(|state| {
-        let key = (caller.asid, caller.thread);
+        let key = thread_key(&caller);
         match state.pending.get(&key) {
             Some(p) if p.return_pc == pc => state.pending.remove(&key),
             _ => {
                 if let Some(Spawn::Fork { from, name }) = state.spawn {
-                    if from != caller.asid {
+                    if from != caller.asid && caller.pid < 0 {
                         // A fork's child, returning from the parent's call.
                         state.names.insert(caller.asid, name);
                         state.spawn = None;
@@ -255,6 +291,16 @@ fn install(plugin: &mut Install, _args: &mut Args) -> Result<()> {
         )
         .into());
     }
+    match plugin.import::<osi_api::CurrentFn>(osi_api::PLUGIN, osi_api::CURRENT) {
+        Ok(current) => {
+            let _ = OSI.set(current);
+            USES.store(true, Ordering::Relaxed);
+            tracing::info!("pids and names from osi");
+        }
+        Err(e) if e.kind() == ErrorKind::NoPlugin => {}
+        Err(e) => return Err(e),
+    }
+    plugin.export(USES_OSI, syscalls_uses_osi as syscalls_api::UsesOsiFn)?;
     let enter = plugin.create_event::<SyscallEnter>(ENTER_EVENT)?;
     let exit = plugin.create_event::<SyscallReturn>(RETURN_EVENT)?;
 

@@ -1,0 +1,399 @@
+//! Linux guest introspection from the kernel's own BTF (x86_64, system
+//! emulation): which process and thread runs, the process list, memory
+//! mappings, exec/exit/task-switch events. Types: the `osi-api` crate.
+//!
+//! `-plugin libosi.so,kernel=build/linux/vmlinuz`
+//!
+//! - `kernel=PATH` (required): the guest's kernel, a bzImage (xz), an ELF
+//!   `vmlinux` or a raw BTF blob; every structure layout comes from its
+//!   BTF. A missing member is a start-up error naming it.
+//! - `hide=STRUCT.MEMBER` (repeatable, for tests): treat that member as
+//!   absent from the BTF.
+//!
+//! How: KASLR moves the kernel, not the per-CPU layout. The current task
+//! is the per-CPU variable `current_task` (`pcpu_hot.current_task` on
+//! newer kernels), at its `.data..percpu` offset from the CPU's per-CPU
+//! base: `gs_base` in kernel mode, `k_gs_base` in user mode (the kernel's
+//! `swapgs` exchanges them). `osi` reads it on every `syscall` / `int
+//! 0x80` instruction and on the instruction after one (the return), and
+//! walks `task_struct.tasks` (which goes through `init_task`) for the
+//! process list.
+//!
+//! Load `osi` before `syscalls` on the command line: its callbacks then
+//! run first on the same instruction, and `syscalls` finds it.
+
+pub mod btf;
+pub mod reader;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use osi_api::{
+    flags, Mapping, ProcessExit, ProcessStart, Task, TaskSwitch, CURRENT, EXEC_EVENT, EXIT_EVENT,
+    MAPPING, MAPPING_COUNT, PROCESS, PROCESS_COUNT, SWITCH_EVENT,
+};
+use qemu_xplugin::{Args, Event, Install, Reg, RegAccess, Result, Vcpu};
+
+use crate::btf::Layout;
+use crate::reader::{kernel_ptr, Failures, Mem, Reader};
+
+/// `syscall` and `int 0x80`.
+const SYSCALL: [u8; 2] = [0x0f, 0x05];
+const INT80: [u8; 2] = [0xcd, 0x80];
+/// x86_64 `exit` and `exit_group`.
+const NR_EXIT: u64 = 60;
+const NR_EXIT_GROUP: u64 = 231;
+
+/// The task each vCPU ran when last observed, by vCPU index.
+static CURRENT_TASKS: Mutex<Vec<Task>> = Mutex::new(Vec::new());
+
+/// The last process list and the mappings of its processes.
+#[derive(Default)]
+struct Snapshot {
+    tasks: Vec<Task>,
+    maps: HashMap<i32, Vec<Mapping>>,
+}
+
+static SNAPSHOT: Mutex<Option<Snapshot>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+extern "C" fn osi_current(vcpu_index: u32) -> Task {
+    lock(&CURRENT_TASKS)
+        .get(vcpu_index as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
+extern "C" fn osi_process_count() -> u32 {
+    lock(&SNAPSHOT).as_ref().map_or(0, |s| s.tasks.len() as u32)
+}
+
+extern "C" fn osi_process(index: u32) -> Task {
+    lock(&SNAPSHOT)
+        .as_ref()
+        .and_then(|s| s.tasks.get(index as usize).copied())
+        .unwrap_or_default()
+}
+
+extern "C" fn osi_mapping_count(tgid: i32) -> u32 {
+    lock(&SNAPSHOT)
+        .as_ref()
+        .and_then(|s| s.maps.get(&tgid))
+        .map_or(0, |m| m.len() as u32)
+}
+
+extern "C" fn osi_mapping(tgid: i32, index: u32) -> Mapping {
+    lock(&SNAPSHOT)
+        .as_ref()
+        .and_then(|s| s.maps.get(&tgid)?.get(index as usize).copied())
+        .unwrap_or_default()
+}
+
+/// Guest memory through the vCPU of a callback.
+struct VcpuMem<'a>(&'a Vcpu);
+
+impl Mem for VcpuMem<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        self.0.read_memory_into(addr, buf).is_ok()
+    }
+}
+
+/// What `osi` knows of a task it has seen.
+struct Seen {
+    pid: i32,
+    mm: u64,
+}
+
+struct Osi {
+    layout: Layout,
+    failures: Failures,
+    /// Tasks seen, by `task_struct` address.
+    seen: Mutex<HashMap<u64, Seen>>,
+    cs: Reg<u32>,
+    gs_base: Reg<u64>,
+    k_gs_base: Reg<u64>,
+    rax: Reg<u64>,
+    rdi: Reg<u64>,
+    rbx: Reg<u64>,
+    exec: Event<ProcessStart>,
+    exit: Event<ProcessExit>,
+    switch: Event<TaskSwitch>,
+    /// Events fired, for the report.
+    counts: [std::sync::atomic::AtomicU64; 3],
+}
+
+impl Osi {
+    fn reader<'a, M: Mem>(&'a self, mem: &'a M) -> Reader<'a, M> {
+        Reader {
+            mem,
+            layout: &self.layout,
+            failures: &self.failures,
+        }
+    }
+
+    fn count(&self, which: usize) {
+        self.counts[which].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The per-CPU base: `gs_base` in kernel mode (unless the kernel has
+    /// not done its `swapgs` yet), `k_gs_base` in user mode.
+    fn percpu_base(&self, vcpu: &Vcpu) -> Result<(u64, bool)> {
+        let user = vcpu.read(self.cs)? & 3 == 3;
+        let gs = vcpu.read(self.gs_base)?;
+        let kgs = vcpu.read(self.k_gs_base)?;
+        Ok(if user || !kernel_ptr(gs) {
+            (kgs, user)
+        } else {
+            (gs, user)
+        })
+    }
+
+    /// Observes the vCPU: who runs, whether it changed, whether it started
+    /// a new program. `syscall_nr` on a syscall's entry.
+    fn observe(&self, vcpu: &Vcpu) -> Result<()> {
+        let mem = VcpuMem(vcpu);
+        let reader = self.reader(&mem);
+        let (base, user) = self.percpu_base(vcpu)?;
+        let mut task = match reader.current(base) {
+            Some(addr) => reader.task(addr),
+            None => Task::default(),
+        };
+        tracing::trace!("observed pid {} {}", task.pid, task.name());
+        task.flags |= if user {
+            flags::USER_MODE
+        } else {
+            flags::KERNEL_MODE
+        };
+        let index = vcpu.index() as usize;
+        let previous = {
+            let mut current = lock(&CURRENT_TASKS);
+            if current.len() <= index {
+                current.resize(index + 1, Task::default());
+            }
+            std::mem::replace(&mut current[index], task)
+        };
+        if previous.task != task.task && previous.task != 0 {
+            let mut data = TaskSwitch {
+                vcpu_index: vcpu.index(),
+                from: previous,
+                to: task,
+            };
+            self.count(2);
+            self.switch.fire(vcpu, &mut data);
+        }
+        if !task.is_known() {
+            return Ok(());
+        }
+        let exec = {
+            let mut seen = lock(&self.seen);
+            match seen.get_mut(&task.task) {
+                Some(s) if s.pid == task.pid => {
+                    let changed = s.mm != task.mm && task.mm != 0;
+                    s.mm = task.mm;
+                    changed
+                }
+                _ => {
+                    seen.insert(
+                        task.task,
+                        Seen {
+                            pid: task.pid,
+                            mm: task.mm,
+                        },
+                    );
+                    // First seen: a program a kernel thread started
+                    // (init, usermode helpers): its parent has no mm. A
+                    // forked child is first seen returning from fork.
+                    task.mm != 0
+                        && task.pid == task.tgid
+                        && reader.is_leader(task.task)
+                        && reader.parent_mm(task.task) == Some(0)
+                }
+            }
+        };
+        if exec && user {
+            self.refresh(&reader, task.task);
+            let mut data = ProcessStart {
+                vcpu_index: vcpu.index(),
+                task,
+                argv: [0; 256],
+            };
+            if let Some(argv) = reader.argv(task.mm, 255) {
+                osi_api::fill(&mut data.argv, &argv);
+            }
+            self.count(0);
+            self.exec.fire(vcpu, &mut data);
+        }
+        Ok(())
+    }
+
+    /// `exit` or `exit_group` (`nr`) with status `code`, on the syscall
+    /// instruction: the task is the one the block's start observed.
+    fn exiting(&self, vcpu: &Vcpu, nr: u64, code: i64) {
+        let task = osi_current(vcpu.index());
+        if !task.is_known() {
+            return;
+        }
+        let group = nr == NR_EXIT_GROUP;
+        let mut data = ProcessExit {
+            vcpu_index: vcpu.index(),
+            task,
+            code,
+            group: group.into(),
+        };
+        {
+            let mut seen = lock(&self.seen);
+            if group {
+                // The other threads go too; their addresses may be
+                // reused.
+                let tgid = task.tgid;
+                let snapshot = lock(&SNAPSHOT);
+                let threads: Vec<u64> = snapshot
+                    .as_ref()
+                    .map(|s| {
+                        s.tasks
+                            .iter()
+                            .filter(|t| t.tgid == tgid)
+                            .map(|t| t.task)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for t in threads {
+                    seen.remove(&t);
+                }
+            }
+            seen.remove(&task.task);
+        }
+        self.count(1);
+        self.exit.fire(vcpu, &mut data);
+    }
+
+    /// Reads the process list and every process's mappings.
+    fn refresh<M: Mem>(&self, reader: &Reader<'_, M>, from: u64) {
+        let Some(tasks) = reader.all_tasks(from) else {
+            return;
+        };
+        let mut maps = HashMap::new();
+        for t in &tasks {
+            if t.pid == t.tgid && t.mm != 0 && !t.is_kernel_thread() {
+                if let Some(m) = reader.mappings(t.mm) {
+                    maps.insert(t.tgid, m);
+                }
+            }
+        }
+        *lock(&SNAPSHOT) = Some(Snapshot { tasks, maps });
+    }
+}
+
+fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
+    let info = plugin.info();
+    if !info.system_emulation || info.target != "x86_64" {
+        return Err(format!(
+            "needs qemu-system-x86_64, not {} {}",
+            info.target,
+            if info.system_emulation {
+                "system"
+            } else {
+                "user"
+            }
+        )
+        .into());
+    }
+    let kernel: String = args.require("kernel")?;
+    let hide: Vec<String> = args.take_all("hide")?;
+    let layout = btf::btf_bytes(&kernel)
+        .and_then(|bytes| btf::layout(&bytes, &hide))
+        .map_err(|e| format!("kernel={kernel}: {e}"))?;
+    tracing::info!(
+        "{kernel}: current task at per-CPU offset {:#x} ({})",
+        layout.current_task,
+        layout.current_task_name
+    );
+
+    // syscalls imports osi_current when installed: after us.
+    if plugin
+        .import::<syscalls_api::UsesOsiFn>(syscalls_api::PLUGIN, syscalls_api::USES_OSI)
+        .is_ok()
+    {
+        return Err(
+            "syscalls was installed before osi and cannot use it: put -plugin ...osi... before syscalls"
+                .into(),
+        );
+    }
+    plugin.export(CURRENT, osi_current as osi_api::CurrentFn)?;
+    plugin.export(PROCESS_COUNT, osi_process_count as osi_api::CountFn)?;
+    plugin.export(PROCESS, osi_process as osi_api::ProcessFn)?;
+    plugin.export(MAPPING_COUNT, osi_mapping_count as osi_api::MappingCountFn)?;
+    plugin.export(MAPPING, osi_mapping as osi_api::MappingFn)?;
+    let osi = Arc::new(Osi {
+        layout,
+        failures: Failures::default(),
+        seen: Mutex::new(HashMap::new()),
+        cs: plugin.register("cs"),
+        gs_base: plugin.register("gs_base"),
+        k_gs_base: plugin.register("k_gs_base"),
+        rax: plugin.register("rax"),
+        rdi: plugin.register("rdi"),
+        rbx: plugin.register("rbx"),
+        exec: plugin.create_event(EXEC_EVENT)?,
+        exit: plugin.create_event(EXIT_EVENT)?,
+        switch: plugin.create_event(SWITCH_EVENT)?,
+        counts: Default::default(),
+    });
+
+    // Observation points: the start of every block that contains a
+    // `syscall` / `int 0x80` or starts right after one (a return site).
+    // Block callbacks run before the instruction callbacks of the block,
+    // whatever plugin registered those, and a block runs from its start
+    // without an interrupt: what `osi` reads at the start is the task of
+    // the syscall (or of the return) when another plugin's instruction
+    // callback asks, even though QEMU runs the translation callbacks of
+    // the plugins installed last first. Exits are seen on the instruction
+    // itself (the number is in rax only then).
+    let return_sites = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let translating = osi.clone();
+    plugin.on_translate(move |tb| {
+        let start = tb.vaddr();
+        let mut observe = lock(&return_sites).contains(&start);
+        for insn in tb.insns() {
+            let compat = match insn.bytes().as_slice() {
+                b if b == SYSCALL => false,
+                b if b == INT80 => true,
+                _ => continue,
+            };
+            observe = true;
+            lock(&return_sites).insert(insn.vaddr() + 2);
+            let osi = translating.clone();
+            insn.on_exec_fn(RegAccess::Read, move |vcpu| {
+                // The 32-bit ABI numbers exit 1 and exit_group 252.
+                let (nr, code) = match (compat, vcpu.read(osi.rax)?) {
+                    (false, nr @ (NR_EXIT | NR_EXIT_GROUP)) => (nr, vcpu.read(osi.rdi)?),
+                    (true, 1) => (NR_EXIT, vcpu.read(osi.rbx)? & 0xffff_ffff),
+                    (true, 252) => (NR_EXIT_GROUP, vcpu.read(osi.rbx)? & 0xffff_ffff),
+                    _ => return Ok(()),
+                };
+                osi.exiting(vcpu, nr, code as i32 as i64);
+                Ok(())
+            });
+        }
+        if observe {
+            let osi = translating.clone();
+            tb.on_exec_fn(RegAccess::Read, move |vcpu| osi.observe(vcpu));
+        }
+    });
+    plugin.on_exit(move |_| {
+        let get = |i: usize| osi.counts[i].load(std::sync::atomic::Ordering::Relaxed);
+        qemu_xplugin::outs(&format!(
+            "osi: {} exec, {} exit, {} task-switch events; {}\n",
+            get(0),
+            get(1),
+            get(2),
+            osi.failures.report()
+        ));
+    });
+    Ok(())
+}
+
+qemu_xplugin::plugin!(install);

@@ -1,0 +1,520 @@
+//! Readers of the guest kernel's structures. Every read is fallible and
+//! bounded: a pointer outside the kernel's half of the address space, a
+//! read that fails, a list that does not come back to its start within
+//! [`MAX_TASKS`] steps, a cycle, give "unknown" and count a failure.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use osi_api::{flags, Comm, Mapping, Task};
+
+use crate::btf::{Layout, Threads};
+
+/// Guest virtual memory, as the current vCPU sees it.
+pub trait Mem {
+    /// Fills `buf` from `addr`; false if any byte is unreadable.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool;
+
+    /// A little-endian u64.
+    fn u64(&self, addr: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b).then(|| u64::from_le_bytes(b))
+    }
+
+    /// A little-endian i32.
+    fn i32(&self, addr: u64) -> Option<i32> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b).then(|| i32::from_le_bytes(b))
+    }
+}
+
+/// Most tasks a list walk visits.
+pub const MAX_TASKS: usize = 32768;
+/// Most threads of one process.
+pub const MAX_THREADS: usize = 4096;
+/// Most maple tree nodes of one address space.
+pub const MAX_NODES: usize = 8192;
+/// Deepest maple tree (the kernel's `MAPLE_HEIGHT_MAX` is 31).
+pub const MAX_DEPTH: u32 = 31;
+/// Most path components of a file name.
+pub const MAX_COMPONENTS: usize = 64;
+
+/// `PF_KTHREAD` in `task_struct.flags`.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// What failed, counted for the report at exit.
+#[derive(Default)]
+pub struct Failures {
+    /// The current task pointer (per-CPU base or the pointer itself).
+    pub current: AtomicU64,
+    /// A `task_struct` read.
+    pub task: AtomicU64,
+    /// A task or thread list walk (unreadable, too long, a cycle).
+    pub list: AtomicU64,
+    /// A maple tree walk or a `vm_area_struct`.
+    pub maps: AtomicU64,
+    /// A file name.
+    pub path: AtomicU64,
+    /// A process's arguments.
+    pub argv: AtomicU64,
+}
+
+impl Failures {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One line for the log.
+    pub fn report(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "failed reads: current task {}, task_struct {}, task lists {}, mappings {}, file names {}, argv {}",
+            get(&self.current),
+            get(&self.task),
+            get(&self.list),
+            get(&self.maps),
+            get(&self.path),
+            get(&self.argv)
+        )
+    }
+}
+
+/// Whether `addr` can be a kernel pointer (x86_64: the upper half).
+pub fn kernel_ptr(addr: u64) -> bool {
+    addr >= 0xffff_8000_0000_0000 && addr != u64::MAX
+}
+
+/// Reads the kernel through `mem` with `layout`, counting failures.
+pub struct Reader<'a, M: Mem> {
+    /// Guest memory.
+    pub mem: &'a M,
+    /// The layouts.
+    pub layout: &'a Layout,
+    /// Failure counters.
+    pub failures: &'a Failures,
+}
+
+impl<M: Mem> Reader<'_, M> {
+    /// The current task pointer of the CPU whose per-CPU base is `base`.
+    pub fn current(&self, base: u64) -> Option<u64> {
+        let task = kernel_ptr(base)
+            .then(|| self.mem.u64(base.wrapping_add(self.layout.current_task)))
+            .flatten()
+            .filter(|&t| kernel_ptr(t));
+        if task.is_none() {
+            Failures::count(&self.failures.current);
+        }
+        task
+    }
+
+    /// The task at `addr`; unknown fields stay as in [`Task::default`].
+    pub fn task(&self, addr: u64) -> Task {
+        match self.try_task(addr) {
+            Some(task) => task,
+            None => {
+                Failures::count(&self.failures.task);
+                Task {
+                    task: addr,
+                    ..Task::default()
+                }
+            }
+        }
+    }
+
+    fn try_task(&self, addr: u64) -> Option<Task> {
+        if !kernel_ptr(addr) {
+            return None;
+        }
+        let t = &self.layout.task;
+        // One read of the span covering every member.
+        let fields = [
+            t.pid,
+            t.tgid,
+            t.comm + 16,
+            t.flags,
+            t.mm + 8,
+            t.real_parent + 8,
+        ];
+        let lo = fields.iter().copied().min()?.min(t.pid);
+        let hi = fields.iter().copied().max()?;
+        let mut buf = vec![0u8; (hi - lo) as usize + 8];
+        if !self.mem.read(addr + lo, &mut buf) {
+            return None;
+        }
+        let at = |off: u64, len: usize| &buf[(off - lo) as usize..(off - lo) as usize + len];
+        let u32_at = |off| u32::from_le_bytes(at(off, 4).try_into().expect("4 bytes"));
+        let u64_at = |off| u64::from_le_bytes(at(off, 8).try_into().expect("8 bytes"));
+        let mut comm = Comm::default();
+        comm.0.copy_from_slice(at(t.comm, 16));
+        // The kernel NUL-terminates comm: bytes after the first NUL are
+        // not part of the name.
+        if let Some(end) = comm.0.iter().position(|&b| b == 0) {
+            comm.0[end..].fill(0);
+        }
+        let task_flags = u32_at(t.flags);
+        let parent = u64_at(t.real_parent);
+        let ppid = if kernel_ptr(parent) {
+            self.mem.i32(parent + t.tgid).unwrap_or(-1)
+        } else {
+            -1
+        };
+        let mut flags = flags::KNOWN;
+        if task_flags & PF_KTHREAD != 0 {
+            flags |= flags::KERNEL_THREAD;
+        }
+        Some(Task {
+            task: addr,
+            mm: u64_at(t.mm),
+            pid: u32_at(t.pid) as i32,
+            tgid: u32_at(t.tgid) as i32,
+            ppid,
+            flags,
+            comm,
+        })
+    }
+
+    /// The `mm` of the parent of task `addr`.
+    pub fn parent_mm(&self, addr: u64) -> Option<u64> {
+        let parent = self.mem.u64(addr + self.layout.task.real_parent)?;
+        kernel_ptr(parent)
+            .then(|| self.mem.u64(parent + self.layout.task.mm))
+            .flatten()
+    }
+
+    /// Whether task `addr` leads its thread group.
+    pub fn is_leader(&self, addr: u64) -> bool {
+        self.mem.u64(addr + self.layout.task.group_leader) == Some(addr)
+    }
+
+    /// Follows a circular `list_head` from `head` (its address), giving the
+    /// addresses of the entries (`next` minus `member`), excluding the
+    /// head itself when `head_is_entry` is false. None if the list does not
+    /// close within `max` steps or loops elsewhere.
+    fn list(&self, head: u64, member: u64, max: usize, head_is_entry: bool) -> Option<Vec<u64>> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        if head_is_entry {
+            out.push(head - member);
+        }
+        let mut at = head;
+        loop {
+            let next = self.mem.u64(at)?;
+            if !kernel_ptr(next) {
+                return None;
+            }
+            if next == head {
+                return Some(out);
+            }
+            if !seen.insert(next) || out.len() >= max {
+                return None;
+            }
+            out.push(next - member);
+            at = next;
+        }
+    }
+
+    /// Every task: the thread group leaders from the `tasks` list (which
+    /// goes through `init_task`, so starting from any leader reaches all
+    /// of them), each followed by its other threads. Starts from `from`'s
+    /// group leader. Rotated to begin at pid 0 (`init_task`). None (and a
+    /// failure counted) if the list cannot be walked.
+    pub fn all_tasks(&self, from: u64) -> Option<Vec<Task>> {
+        let walk = || -> Option<Vec<Task>> {
+            let leader = self.mem.u64(from + self.layout.task.group_leader)?;
+            if !kernel_ptr(leader) {
+                return None;
+            }
+            let t = &self.layout.task;
+            let leaders = self.list(leader + t.tasks, t.tasks, MAX_TASKS, true)?;
+            let mut tasks: Vec<Task> = Vec::new();
+            for leader in leaders {
+                let task = self.task(leader);
+                tasks.push(task);
+                for thread in self.threads(leader).unwrap_or_default() {
+                    if thread != leader {
+                        tasks.push(self.task(thread));
+                    }
+                }
+            }
+            if let Some(zero) = tasks.iter().position(|t| t.pid == 0 && t.is_known()) {
+                tasks.rotate_left(zero);
+            }
+            Some(tasks)
+        };
+        let tasks = walk();
+        if tasks.is_none() {
+            Failures::count(&self.failures.list);
+        }
+        tasks
+    }
+
+    /// The threads of the process led by `leader` (the leader included).
+    fn threads(&self, leader: u64) -> Option<Vec<u64>> {
+        let threads = match self.layout.task.threads {
+            Threads::SignalHead { signal, head, node } => {
+                let signal = self.mem.u64(leader + signal).filter(|&s| kernel_ptr(s));
+                signal.and_then(|s| self.list(s + head, node, MAX_THREADS, false))
+            }
+            Threads::ThreadGroup { node } => self.list(leader + node, node, MAX_THREADS, true),
+        };
+        if threads.is_none() {
+            Failures::count(&self.failures.list);
+        }
+        threads
+    }
+
+    /// The arguments of the process whose `mm` is `mm`, read through the
+    /// current address space (so: of the current process), NULs turned
+    /// into spaces, at most `max` bytes.
+    pub fn argv(&self, mm: u64, max: usize) -> Option<Vec<u8>> {
+        let read = || -> Option<Vec<u8>> {
+            if !kernel_ptr(mm) {
+                return None;
+            }
+            let start = self.mem.u64(mm + self.layout.mm.arg_start)?;
+            let end = self.mem.u64(mm + self.layout.mm.arg_end)?;
+            if end <= start || kernel_ptr(start) {
+                return None;
+            }
+            let len = ((end - start) as usize).min(max);
+            let mut buf = vec![0u8; len];
+            if !self.mem.read(start, &mut buf) {
+                return None;
+            }
+            while buf.last() == Some(&0) {
+                buf.pop();
+            }
+            for b in &mut buf {
+                if *b == 0 {
+                    *b = b' ';
+                }
+            }
+            Some(buf)
+        };
+        let argv = read();
+        if argv.is_none() {
+            Failures::count(&self.failures.argv);
+        }
+        argv
+    }
+
+    /// The memory mappings of address space `mm`, by start address: the
+    /// leaves of its maple tree (`mm_struct.mm_mt`), each entry a
+    /// `vm_area_struct` whose `vm_mm` is `mm`.
+    pub fn mappings(&self, mm: u64) -> Option<Vec<Mapping>> {
+        let maps = self.try_mappings(mm);
+        if maps.is_none() {
+            Failures::count(&self.failures.maps);
+        }
+        maps
+    }
+
+    fn try_mappings(&self, mm: u64) -> Option<Vec<Mapping>> {
+        if !kernel_ptr(mm) {
+            return None;
+        }
+        let root = self.mem.u64(mm + self.layout.mm.mt_root)?;
+        let mut vmas = Vec::new();
+        let mut nodes = 0usize;
+        let mut seen = HashSet::new();
+        self.maple(root, u64::MAX, 0, &mut nodes, &mut seen, &mut vmas)?;
+        let mut maps = Vec::new();
+        let v = &self.layout.vma;
+        for vma in vmas {
+            let mut buf = vec![0u8; v.size as usize];
+            if !self.mem.read(vma, &mut buf) {
+                return None;
+            }
+            let u64_at = |off: u64| {
+                u64::from_le_bytes(buf[off as usize..off as usize + 8].try_into().expect("8"))
+            };
+            if u64_at(v.mm) != mm || u64_at(v.start) >= u64_at(v.end) {
+                // Not a VMA of this address space: the tree changed under
+                // us, or a stale slot.
+                return None;
+            }
+            let mut map = Mapping {
+                start: u64_at(v.start),
+                end: u64_at(v.end),
+                vm_flags: u64_at(v.flags),
+                pgoff: u64_at(v.pgoff),
+                ..Mapping::default()
+            };
+            let file = u64_at(v.file);
+            if file != 0 {
+                let path = self.file_path(file);
+                osi_api::fill(&mut map.path, path.as_deref().unwrap_or("?").as_bytes());
+            }
+            maps.push(map);
+        }
+        maps.sort_by_key(|m| m.start);
+        if maps.windows(2).any(|w| w[0].end > w[1].start) {
+            return None;
+        }
+        Some(maps)
+    }
+
+    /// Collects the entries of the maple (sub)tree `entry` covering up to
+    /// `max`. Encoding (include/linux/maple_tree.h, lib/maple_tree.c): a
+    /// node pointer has bits 0-1 = 2 and is above 4096; the node is at
+    /// `entry & !0xff`, its type in bits 3-6: 0 dense, 1 leaf_64,
+    /// 2 range_64, 3 arange_64. Other internal entries (reserved, zero,
+    /// retry) have bits 0-1 = 2 and are small: skipped.
+    fn maple(
+        &self,
+        entry: u64,
+        max: u64,
+        depth: u32,
+        nodes: &mut usize,
+        seen: &mut HashSet<u64>,
+        out: &mut Vec<u64>,
+    ) -> Option<()> {
+        if entry == 0 {
+            return Some(());
+        }
+        if entry & 3 == 2 && entry <= 4096 {
+            return Some(());
+        }
+        if entry & 3 != 2 {
+            // A plain entry: a VMA.
+            if entry & 3 == 0 && kernel_ptr(entry) {
+                out.push(entry);
+                return Some(());
+            }
+            return None;
+        }
+        let node = entry & !0xff;
+        *nodes += 1;
+        if !kernel_ptr(node) || depth > MAX_DEPTH || *nodes > MAX_NODES || !seen.insert(node) {
+            return None;
+        }
+        let m = &self.layout.maple;
+        let mut buf = vec![0u8; m.node_size as usize];
+        if !self.mem.read(node, &mut buf) {
+            return None;
+        }
+        let word = |off: u64| -> Option<u64> {
+            Some(u64::from_le_bytes(
+                buf.get(off as usize..off as usize + 8)?.try_into().ok()?,
+            ))
+        };
+        let kind = (entry >> 3) & 0xf;
+        let (pivot, pivots, slot, slots, meta_end) = match kind {
+            1 | 2 => (
+                m.r64_pivot,
+                m.r64_pivots,
+                m.r64_slot,
+                m.r64_slots,
+                m.r64_meta_end,
+            ),
+            3 => (
+                m.a64_pivot,
+                m.a64_pivots,
+                m.a64_slot,
+                m.a64_slots,
+                m.a64_meta_end,
+            ),
+            // Dense nodes are not used for VMAs.
+            _ => return None,
+        };
+        let meta = u64::from(*buf.get(meta_end as usize)?);
+        // ma_data_end(): the last used slot.
+        let last_pivot = word(pivot + 8 * (pivots - 1))?;
+        let end = if kind == 3 || last_pivot == 0 {
+            meta
+        } else if last_pivot == max {
+            pivots - 1
+        } else {
+            pivots
+        };
+        if end >= slots {
+            return None;
+        }
+        for i in 0..=end {
+            let child = word(slot + 8 * i)?;
+            let child_max = if i < pivots {
+                match word(pivot + 8 * i)? {
+                    0 if i > 0 => max,
+                    p => p,
+                }
+            } else {
+                max
+            };
+            if kind == 1 {
+                if child != 0 {
+                    self.maple_leaf_entry(child, out)?;
+                }
+            } else {
+                self.maple(child, child_max, depth + 1, nodes, seen, out)?;
+            }
+        }
+        Some(())
+    }
+
+    fn maple_leaf_entry(&self, entry: u64, out: &mut Vec<u64>) -> Option<()> {
+        match entry & 3 {
+            0 if kernel_ptr(entry) => out.push(entry),
+            // XA_ZERO_ENTRY and other reserved values: no VMA.
+            2 if entry <= 4096 => {}
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// The path of the file at `file` (`struct file`): the dentry names up
+    /// to the root of its file system (mount points are not crossed).
+    pub fn file_path(&self, file: u64) -> Option<String> {
+        let path = self.try_file_path(file);
+        if path.is_none() {
+            Failures::count(&self.failures.path);
+        }
+        path
+    }
+
+    fn try_file_path(&self, file: u64) -> Option<String> {
+        if !kernel_ptr(file) {
+            return None;
+        }
+        let mut dentry = self.mem.u64(file + self.layout.file_dentry)?;
+        let mut parts: Vec<String> = Vec::new();
+        for _ in 0..MAX_COMPONENTS {
+            if !kernel_ptr(dentry) {
+                return None;
+            }
+            let parent = self.mem.u64(dentry + self.layout.dentry_parent)?;
+            if parent == dentry {
+                parts.reverse();
+                return Some(format!("/{}", parts.join("/")));
+            }
+            let name = self.mem.u64(dentry + self.layout.dentry_name)?;
+            parts.push(self.c_string(name, 256)?);
+            dentry = parent;
+        }
+        None
+    }
+
+    /// A NUL-terminated string of at most `max` bytes.
+    fn c_string(&self, addr: u64, max: usize) -> Option<String> {
+        if !kernel_ptr(addr) {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 32];
+        while out.len() < max {
+            let at = addr + out.len() as u64;
+            // Do not cross into an unmapped page with a larger read.
+            let n = chunk.len().min(4096 - (at & 0xfff) as usize);
+            if !self.mem.read(at, &mut chunk[..n]) {
+                return None;
+            }
+            match chunk[..n].iter().position(|&b| b == 0) {
+                Some(end) => {
+                    out.extend_from_slice(&chunk[..end]);
+                    return Some(String::from_utf8_lossy(&out).into_owned());
+                }
+                None => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+        None
+    }
+}
