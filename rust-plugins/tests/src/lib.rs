@@ -134,6 +134,14 @@ impl Run {
     }
 }
 
+/// Where [`Qemu::linux`] finds the guest (`$LINUX_GUEST_DIR` or
+/// `build/linux`).
+fn linux_guest_dir() -> PathBuf {
+    std::env::var_os("LINUX_GUEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| top().join("build/linux"))
+}
+
 /// A QEMU command line under construction.
 pub struct Qemu {
     cmd: Command,
@@ -171,6 +179,12 @@ impl Qemu {
             guest_output: Some(output),
             plugins: Vec::new(),
         }
+    }
+
+    /// The kernel image of the Linux test guest (`vmlinuz`, a bzImage), as
+    /// [`Qemu::linux`] boots it.
+    pub fn linux_kernel() -> PathBuf {
+        linux_guest_dir().join("vmlinuz")
     }
 
     /// `qemu-system-x86_64` booting the Linux test guest (Debian's kernel,

@@ -181,7 +181,9 @@ pub fn name(nr: u64) -> Option<&'static str> {
         33 => "dup2",
         35 => "nanosleep",
         39 => "getpid",
+        40 => "sendfile",
         41 => "socket",
+        42 => "connect",
         56 => "clone",
         57 => "fork",
         58 => "vfork",
@@ -191,6 +193,9 @@ pub fn name(nr: u64) -> Option<&'static str> {
         62 => "kill",
         63 => "uname",
         72 => "fcntl",
+        74 => "fsync",
+        76 => "truncate",
+        77 => "ftruncate",
         78 => "getdents",
         79 => "getcwd",
         80 => "chdir",
@@ -198,7 +203,10 @@ pub fn name(nr: u64) -> Option<&'static str> {
         83 => "mkdir",
         84 => "rmdir",
         87 => "unlink",
+        88 => "symlink",
         89 => "readlink",
+        90 => "chmod",
+        92 => "chown",
         95 => "umask",
         96 => "gettimeofday",
         97 => "getrlimit",
@@ -211,8 +219,12 @@ pub fn name(nr: u64) -> Option<&'static str> {
         110 => "getppid",
         111 => "getpgrp",
         112 => "setsid",
+        137 => "statfs",
+        138 => "fstatfs",
+        157 => "prctl",
         158 => "arch_prctl",
         161 => "chroot",
+        162 => "sync",
         165 => "mount",
         166 => "umount2",
         169 => "reboot",
@@ -223,10 +235,17 @@ pub fn name(nr: u64) -> Option<&'static str> {
         228 => "clock_gettime",
         231 => "exit_group",
         257 => "openat",
+        258 => "mkdirat",
         262 => "newfstatat",
+        263 => "unlinkat",
+        264 => "renameat",
+        267 => "readlinkat",
+        268 => "fchmodat",
+        269 => "faccessat",
         270 => "pselect6",
         271 => "ppoll",
         273 => "set_robust_list",
+        280 => "utimensat",
         293 => "pipe2",
         302 => "prlimit64",
         318 => "getrandom",
@@ -234,6 +253,7 @@ pub fn name(nr: u64) -> Option<&'static str> {
         332 => "statx",
         334 => "rseq",
         435 => "clone3",
+        439 => "faccessat2",
         _ => return None,
     })
 }
@@ -296,12 +316,18 @@ pub fn errno_name(errno: i64) -> Option<&'static str> {
 
 /// Whether the first argument of syscall `nr` is a path.
 pub fn first_arg_is_path(nr: u64) -> bool {
-    matches!(nr, 2 | 4 | 6 | 21 | 59 | 80 | 83 | 84 | 87 | 89 | 161)
+    matches!(
+        nr,
+        2 | 4 | 6 | 21 | 59 | 76 | 80 | 83 | 84 | 87 | 88 | 89 | 90 | 92 | 137 | 161
+    )
 }
 
 /// Whether the second argument of syscall `nr` is a path (`*at` calls).
 pub fn second_arg_is_path(nr: u64) -> bool {
-    matches!(nr, 257 | 262 | 322 | 332)
+    matches!(
+        nr,
+        257 | 258 | 262 | 263 | 267 | 268 | 269 | 280 | 322 | 332 | 439
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,372 @@
+//! The `osi` provider (Linux introspection from the kernel's BTF) with
+//! `syscalls`, `strace` and `ps` on the Linux test guest, at `-smp 1` and
+//! `-smp 4`; and its start-up errors.
+//!
+//! The guest's workload (`rust-plugins/guests/linux/init`) runs busybox
+//! applets by path (fork + execve of the file) and by name (busybox's shell
+//! forks and runs them without execve, renaming the child with prctl),
+//! `kids` (forks three children that rename themselves with
+//! prctl(PR_SET_NAME)), and busybox's own `ps`, whose output it prints.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use xplugin_tests::{Qemu, Run};
+
+/// One Linux boot at a time.
+static BOOT: Mutex<()> = Mutex::new(());
+
+fn kernel_arg() -> String {
+    format!("kernel={}", Qemu::linux_kernel().display())
+}
+
+/// A boot with every plugin: the process tree at the exec of `ps` with
+/// the mappings of `ps`, and every syscall.
+fn boot_with_osi(vcpus: u32) -> Run {
+    let _one_at_a_time = BOOT.lock().unwrap_or_else(|e| e.into_inner());
+    Qemu::linux(vcpus)
+        .plugin(&format!("osi,{}", kernel_arg()))
+        .plugin("ps,at=exec,proc=ps,maps=ps")
+        .plugin("syscalls")
+        .plugin("strace")
+        .run()
+}
+
+/// A strace line: `[name pid] call = result`.
+struct Line<'a> {
+    name: &'a str,
+    pid: i64,
+    rest: &'a str,
+}
+
+fn strace_lines(run: &Run) -> Vec<Line<'_>> {
+    run.log
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| {
+            let (head, rest) = l[1..]
+                .split_once("] ")
+                .unwrap_or_else(|| panic!("not a strace line: {l}"));
+            let (name, pid) = head
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("no pid: {l}"));
+            let pid = pid
+                .parse()
+                .unwrap_or_else(|_| panic!("the pid is not a number: {l}"));
+            Line { name, pid, rest }
+        })
+        .collect()
+}
+
+/// The one line of a process named `name` whose call starts with `call`.
+fn the_call<'a>(lines: &'a [Line<'a>], name: &str, call: &str) -> &'a Line<'a> {
+    let found: Vec<&Line> = lines
+        .iter()
+        .filter(|l| l.name == name && l.rest.starts_with(call))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {call:?} line, found: {:?}",
+        found.iter().map(|l| l.rest).collect::<Vec<_>>()
+    );
+    found[0]
+}
+
+/// `pid` was created by a fork some process saw return (`clone(...) = pid`).
+fn forked(lines: &[Line], pid: i64) -> bool {
+    lines
+        .iter()
+        .any(|l| l.rest.starts_with("clone(") && l.rest.ends_with(&format!(" = {pid}")))
+}
+
+fn execs_of(lines: &[Line], pid: i64) -> usize {
+    lines
+        .iter()
+        .filter(|l| l.pid == pid && l.rest.starts_with("execve("))
+        .count()
+}
+
+/// The guest's own `ps -o pid,ppid,comm`: pid -> (ppid, comm).
+fn guest_ps(run: &Run) -> BTreeMap<i64, (i64, String)> {
+    run.stdout
+        .lines()
+        .skip_while(|l| *l != "ps: begin")
+        .skip(2) // ps: begin, PID PPID COMMAND
+        .take_while(|l| *l != "ps: end")
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let pid = words.next().unwrap().parse().unwrap();
+            let ppid = words.next().unwrap().parse().unwrap();
+            let comm: Vec<&str> = words.collect();
+            (pid, (ppid, comm.join(" ")))
+        })
+        .collect()
+}
+
+/// The `ps` plugin's tree at the exec of the guest's `ps`: its title,
+/// pid -> (ppid, name as printed: kernel threads in brackets), mappings.
+fn plugin_ps(run: &Run) -> (String, BTreeMap<i64, (i64, String)>, Vec<String>) {
+    let mut lines = run
+        .log
+        .lines()
+        .skip_while(|l| !l.starts_with("ps: exec of ps "));
+    let title = lines.next().expect("a tree at the exec of ps").to_owned();
+    let mut tasks = BTreeMap::new();
+    let mut maps = Vec::new();
+    for l in lines.take_while(|l| l.starts_with("ps: ") && !l.starts_with("ps: exec of")) {
+        let body = &l["ps: ".len()..];
+        if let Some(map) = body.strip_prefix("maps ") {
+            maps.push(map.to_owned());
+            continue;
+        }
+        let mut words = body.split_whitespace();
+        let (Some(Ok(pid)), Some(Ok(ppid))) = (
+            words.next().map(str::parse::<i64>),
+            words.next().map(str::parse::<i64>),
+        ) else {
+            continue; // the header
+        };
+        let name: Vec<&str> = words.collect();
+        let name = name.join(" ");
+        if name.starts_with('{') {
+            continue; // another thread of the process
+        }
+        tasks.insert(pid, (ppid, name));
+    }
+    (title, tasks, maps)
+}
+
+fn check_workload_with_osi(run: &Run, vcpus: u32) {
+    run.assert_code(0)
+        .assert_stdout_line("workload: start")
+        .assert_stdout_line("init pid: 1")
+        .assert_stdout_line("machine by name: x86_64")
+        .assert_stdout_line("workload: done");
+    let lines = strace_lines(run);
+    assert!(lines.len() > 300, "too few syscalls:\n{}", run.log);
+
+    // Every syscall has a process: none is `?`, every pid is a real one.
+    let unknown: Vec<&str> = run.log.lines().filter(|l| l.starts_with("[? ")).collect();
+    assert!(unknown.is_empty(), "syscalls attributed to ?: {unknown:#?}");
+    assert!(lines.iter().all(|l| l.pid > 0), "{}", run.log);
+
+    // PID 1, whose exec nobody saw, by its name.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.pid == 1 && l.name == "init" && l.rest.starts_with("wait4(")),
+        "no wait4() of init (pid 1):\n{}",
+        run.log
+    );
+
+    // uname by path: the process that execs /bin/uname makes the uname
+    // call, under the name the kernel gives it.
+    let by_path: Vec<&Line> = lines
+        .iter()
+        .filter(|l| l.rest.starts_with("execve(\"/bin/uname\""))
+        .collect();
+    assert_eq!(by_path.len(), 1, "{}", run.log);
+    let uname_path = by_path[0].pid;
+    let unames: Vec<&Line> = lines
+        .iter()
+        .filter(|l| l.name == "uname" && l.rest.starts_with("uname("))
+        .collect();
+    assert_eq!(unames.len(), 2, "two uname processes:\n{}", run.log);
+    assert!(unames.iter().any(|l| l.pid == uname_path), "{}", run.log);
+
+    // Applets by name: their own pid (a child of the shell, no execve),
+    // and the kernel's name, for every call after the rename.
+    let uname_name = unames
+        .iter()
+        .find(|l| l.pid != uname_path)
+        .expect("uname by name")
+        .pid;
+    let sync = the_call(&lines, "sync", "sync(");
+    let mkdir = the_call(&lines, "mkdir", "mkdir(\"/tmp/nofork-dir\"");
+    for (pid, name) in [
+        (uname_name, "uname"),
+        (sync.pid, "sync"),
+        (mkdir.pid, "mkdir"),
+    ] {
+        assert!(pid > 1, "{name} ran in init");
+        assert!(forked(&lines, pid), "no fork returned {name}'s pid {pid}");
+        assert_eq!(execs_of(&lines, pid), 0, "{name} ran without execve");
+        let theirs: Vec<&Line> = lines.iter().filter(|l| l.pid == pid).collect();
+        // The first calls are the shell's child before busybox renames it
+        // (prctl PR_SET_NAME); every one after is the applet's.
+        let renamed = theirs
+            .iter()
+            .position(|l| l.rest.starts_with("prctl(0xf,"))
+            .unwrap_or_else(|| panic!("{name} was not renamed"));
+        assert!(
+            theirs[renamed..].iter().all(|l| l.name == name),
+            "calls of {name} (pid {pid}) under another name:\n{}",
+            run.log
+        );
+    }
+
+    // kids: three children that rename themselves; each says its pid.
+    for kid in 1..=3 {
+        let name = format!("kid-{kid}");
+        let said = run
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: pid ")))
+            .unwrap_or_else(|| panic!("{name} did not print:\n{}", run.stdout));
+        let mut words = said.split_whitespace();
+        let pid: i64 = words.next().unwrap().parse().unwrap();
+        let ppid: i64 = words.nth(1).unwrap().parse().unwrap();
+        let theirs: Vec<&Line> = lines.iter().filter(|l| l.pid == pid).collect();
+        assert!(
+            theirs.iter().any(|l| l.name == name
+                && l.rest.starts_with("getppid(")
+                && l.rest.ends_with(&format!(" = {ppid}"))),
+            "no getppid() = {ppid} by {name} {pid}:\n{}",
+            run.log
+        );
+        assert!(
+            theirs.iter().all(|l| l.name == "kids" || l.name == name),
+            "a call of {name} (pid {pid}) under another name:\n{}",
+            run.log
+        );
+        assert!(theirs
+            .iter()
+            .any(|l| l.name == name && l.rest.starts_with("write(0x1,")));
+    }
+
+    // The errno name on the return line of a failed call.
+    assert!(
+        lines.iter().any(|l| l.rest.ends_with(" = -2 ENOENT")),
+        "no failed call with ENOENT:\n{}",
+        run.log
+    );
+
+    // The process list at the exec of ps is what ps prints.
+    let (title, tasks, maps) = plugin_ps(run);
+    let guest = guest_ps(run);
+    let ps_pid = *guest
+        .iter()
+        .find(|(_, (_, comm))| comm == "ps")
+        .expect("ps lists itself")
+        .0;
+    assert_eq!(
+        title,
+        format!(
+            "ps: exec of ps pid {ps_pid} (/bin/ps -o pid,ppid,comm): {} tasks",
+            {
+                // the title counts threads too: no multithreaded process here
+                tasks.len()
+            }
+        ),
+        "{}",
+        run.log
+    );
+    let ours: BTreeSet<i64> = tasks.keys().copied().filter(|&p| p != 0).collect();
+    let theirs: BTreeSet<i64> = guest.keys().copied().collect();
+    assert_eq!(
+        ours, theirs,
+        "pids: osi vs the guest's ps:\n{}\n{}",
+        run.log, run.stdout
+    );
+    for (pid, (ppid, comm)) in &guest {
+        let (our_ppid, our_name) = &tasks[pid];
+        assert_eq!(our_ppid, ppid, "ppid of {pid}");
+        let name = our_name.trim_start_matches('[').trim_end_matches(']');
+        // ps prints a kernel worker with its current workqueue appended
+        // (`kworker/0:1-events`), truncated to 15 bytes.
+        let same = comm == name
+            || (name.starts_with("kworker/") && comm.starts_with(&format!("{name}-")))
+            || (name.starts_with("kworker/") && name.len() == 15 && comm.starts_with(name));
+        assert!(same, "name of {pid}: ps says {comm:?}, osi {our_name:?}");
+        let kernel_thread = our_name.starts_with('[');
+        assert_eq!(kernel_thread, *pid == 2 || *ppid == 2, "{pid} {our_name}");
+    }
+    // Kernel threads: kthreadd and one ksoftirqd per CPU.
+    assert_eq!(tasks[&2], (0, "[kthreadd]".to_owned()));
+    for cpu in 0..vcpus {
+        let name = format!("[ksoftirqd/{cpu}]");
+        assert!(
+            tasks.values().any(|(ppid, n)| *ppid == 2 && *n == name),
+            "no {name}:\n{}",
+            run.log
+        );
+    }
+    // The mappings of ps include its binary (busybox, by path).
+    assert!(
+        maps.iter()
+            .any(|m| m.starts_with(&format!("{ps_pid} ")) && m.ends_with(" r-x /bin/busybox")),
+        "no executable mapping of /bin/busybox in ps's:\n{maps:#?}"
+    );
+
+    // The report at exit.
+    let report = run
+        .log
+        .lines()
+        .find(|l| l.starts_with("osi: ") && l.contains(" exec, "))
+        .unwrap_or_else(|| panic!("no osi report:\n{}", run.log));
+    assert!(report.contains("failed reads: "), "{report}");
+    eprintln!("-smp {vcpus}: {report}");
+}
+
+#[test]
+fn every_syscall_has_its_process_smp1() {
+    check_workload_with_osi(&boot_with_osi(1), 1);
+}
+
+#[test]
+fn every_syscall_has_its_process_smp4() {
+    check_workload_with_osi(&boot_with_osi(4), 4);
+}
+
+/// A start-up error: QEMU exits with status 1 before the guest runs, and
+/// says `message`.
+fn fails_to_start(plugins: &[String], message: &str) {
+    let run = plugins
+        .iter()
+        .fold(Qemu::linux(1), |qemu, spec| qemu.plugin(spec))
+        .run();
+    run.assert_code(1).assert_stderr_contains(message);
+    assert!(
+        !run.stdout.contains("workload: start"),
+        "the guest ran:\n{run:#?}"
+    );
+}
+
+#[test]
+fn a_member_missing_from_btf_is_named_at_start_up() {
+    // `hide` makes the member lookup of the real BTF fail for that member.
+    for member in [
+        "task_struct.comm",
+        "mm_struct.mm_mt",
+        "maple_range_64.pivot",
+    ] {
+        fails_to_start(
+            &[format!("osi,{},hide={member}", kernel_arg())],
+            &format!("{member} is missing from the kernel's BTF"),
+        );
+    }
+}
+
+#[test]
+fn the_kernel_must_be_given_readable_and_with_btf() {
+    fails_to_start(&["osi".to_owned()], "kernel");
+    fails_to_start(
+        &["osi,kernel=/nonexistent/vmlinuz".to_owned()],
+        "cannot read the kernel image /nonexistent/vmlinuz",
+    );
+    // A file that is no kernel: the initramfs.
+    let initrd = Qemu::linux_kernel().with_file_name("initramfs.gz");
+    fails_to_start(
+        &[format!("osi,kernel={}", initrd.display())],
+        "neither a bzImage, an ELF vmlinux nor a BTF blob",
+    );
+}
+
+#[test]
+fn osi_must_come_before_syscalls() {
+    fails_to_start(
+        &["syscalls".to_owned(), format!("osi,{}", kernel_arg())],
+        "syscalls was installed before osi",
+    );
+}
