@@ -36,7 +36,7 @@ cp "$out"/extract/boot/vmlinuz-* "$out/vmlinuz"
 cp "$out/extract/bin/busybox" "$out/root/bin/busybox"
 cp "$init" "$out/root/init"
 chmod 755 "$out/root/init"
-gcc -static -O2 -Wall -o "$out/root/bin/kids" "$top/rust-plugins/guests/linux/kids.c" ||
+gcc -static -pthread -O2 -Wall -o "$out/root/bin/kids" "$top/rust-plugins/guests/linux/kids.c" ||
     die "cannot build the static helper kids.c (needs gcc and libc6-dev)"
 (cd "$out/root" && find . | cpio -o -H newc --quiet | gzip -1 >"$out/initramfs.gz")
 rm -rf "$out/extract" "$out/root"

@@ -6,7 +6,8 @@
 //! applets by path (fork + execve of the file) and by name (busybox's shell
 //! forks and runs them without execve, renaming the child with prctl),
 //! `kids` (forks three children that rename themselves with
-//! prctl(PR_SET_NAME)), and busybox's own `ps`, whose output it prints.
+//! prctl(PR_SET_NAME), then runs busybox's own `ps`, whose output it
+//! prints, while a renamed thread of its own is alive).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -26,7 +27,7 @@ fn boot_with_osi(vcpus: u32) -> Run {
     let _one_at_a_time = BOOT.lock().unwrap_or_else(|e| e.into_inner());
     Qemu::linux(vcpus)
         .plugin(&format!("osi,{}", kernel_arg()))
-        .plugin("ps,at=exec,proc=ps,maps=ps")
+        .plugin("ps,at=exec,proc=ps,maps=ps,maps=kids")
         .plugin("syscalls")
         .plugin("strace")
         .run()
@@ -104,15 +105,27 @@ fn guest_ps(run: &Run) -> BTreeMap<i64, (i64, String)> {
         .collect()
 }
 
-/// The `ps` plugin's tree at the exec of the guest's `ps`: its title,
-/// pid -> (ppid, name as printed: kernel threads in brackets), mappings.
-fn plugin_ps(run: &Run) -> (String, BTreeMap<i64, (i64, String)>, Vec<String>) {
+/// The `ps` plugin's tree at the exec of the guest's `ps`.
+struct Tree {
+    /// Its first line.
+    title: String,
+    /// Processes: pid -> (ppid, name as printed: kernel threads in
+    /// brackets).
+    tasks: BTreeMap<i64, (i64, String)>,
+    /// Other threads: `pid {name} tid N` lines, as `(pid, "{name} tid N")`.
+    threads: Vec<(i64, String)>,
+    /// The mappings: `pid start-end perms path` lines.
+    maps: Vec<String>,
+}
+
+fn plugin_ps(run: &Run) -> Tree {
     let mut lines = run
         .log
         .lines()
         .skip_while(|l| !l.starts_with("ps: exec of ps "));
     let title = lines.next().expect("a tree at the exec of ps").to_owned();
     let mut tasks = BTreeMap::new();
+    let mut threads = Vec::new();
     let mut maps = Vec::new();
     for l in lines.take_while(|l| l.starts_with("ps: ") && !l.starts_with("ps: exec of")) {
         let body = &l["ps: ".len()..];
@@ -130,11 +143,17 @@ fn plugin_ps(run: &Run) -> (String, BTreeMap<i64, (i64, String)>, Vec<String>) {
         let name: Vec<&str> = words.collect();
         let name = name.join(" ");
         if name.starts_with('{') {
-            continue; // another thread of the process
+            threads.push((pid, name));
+            continue;
         }
         tasks.insert(pid, (ppid, name));
     }
-    (title, tasks, maps)
+    Tree {
+        title,
+        tasks,
+        threads,
+        maps,
+    }
 }
 
 fn check_workload_with_osi(run: &Run, vcpus: u32) {
@@ -235,6 +254,41 @@ fn check_workload_with_osi(run: &Run, vcpus: u32) {
             .any(|l| l.name == name && l.rest.starts_with("write(0x1,")));
     }
 
+    let Tree {
+        title,
+        tasks,
+        threads,
+        maps,
+    } = plugin_ps(run);
+
+    // kids' thread, renamed: its calls carry the process's pid and the
+    // thread's name, and the process list shows it under kids.
+    let said = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("kids-thread: tid "))
+        .unwrap_or_else(|| panic!("the thread did not print:\n{}", run.stdout));
+    let words: Vec<i64> = said
+        .split(" pid ")
+        .map(|w| w.trim().parse().unwrap())
+        .collect();
+    let (tid, pid) = (words[0], words[1]);
+    assert_ne!(tid, pid);
+    assert!(
+        lines.iter().any(|l| l.name == "kids-thread"
+            && l.pid == pid
+            && l.rest.starts_with("gettid(")
+            && l.rest.ends_with(&format!(" = {tid}"))),
+        "no gettid() = {tid} by kids-thread {pid}:\n{}",
+        run.log
+    );
+    assert_eq!(
+        threads,
+        vec![(pid, format!("{{kids-thread}} tid {tid}"))],
+        "{}",
+        run.log
+    );
+
     // The errno name on the return line of a failed call.
     assert!(
         lines.iter().any(|l| l.rest.ends_with(" = -2 ENOENT")),
@@ -243,7 +297,6 @@ fn check_workload_with_osi(run: &Run, vcpus: u32) {
     );
 
     // The process list at the exec of ps is what ps prints.
-    let (title, tasks, maps) = plugin_ps(run);
     let guest = guest_ps(run);
     let ps_pid = *guest
         .iter()
@@ -254,10 +307,7 @@ fn check_workload_with_osi(run: &Run, vcpus: u32) {
         title,
         format!(
             "ps: exec of ps pid {ps_pid} (/bin/ps -o pid,ppid,comm): {} tasks",
-            {
-                // the title counts threads too: no multithreaded process here
-                tasks.len()
-            }
+            tasks.len() + threads.len()
         ),
         "{}",
         run.log
@@ -292,12 +342,20 @@ fn check_workload_with_osi(run: &Run, vcpus: u32) {
             run.log
         );
     }
-    // The mappings of ps include its binary (busybox, by path).
-    assert!(
+    // The mappings of ps include its binary (busybox, by path), those of
+    // kids theirs, and the stack of its thread (rw- anonymous, below a
+    // guard page): more VMAs than one maple tree leaf holds.
+    let exec_of = |pid: i64, path: &str| {
         maps.iter()
-            .any(|m| m.starts_with(&format!("{ps_pid} ")) && m.ends_with(" r-x /bin/busybox")),
-        "no executable mapping of /bin/busybox in ps's:\n{maps:#?}"
-    );
+            .any(|m| m.starts_with(&format!("{pid} ")) && m.ends_with(&format!(" r-x {path}")))
+    };
+    assert!(exec_of(ps_pid, "/bin/busybox"), "ps's mappings:\n{maps:#?}");
+    assert!(exec_of(pid, "/bin/kids"), "kids' mappings:\n{maps:#?}");
+    let kids_maps = maps
+        .iter()
+        .filter(|m| m.starts_with(&format!("{pid} ")))
+        .count();
+    assert!(kids_maps >= 10, "kids' mappings:\n{maps:#?}");
 
     // The report at exit.
     let report = run

@@ -278,8 +278,11 @@ impl Osi {
         let mut maps = HashMap::new();
         for t in &tasks {
             if t.pid == t.tgid && t.mm != 0 && !t.is_kernel_thread() {
-                if let Some(m) = reader.mappings(t.mm) {
-                    maps.insert(t.tgid, m);
+                match reader.mappings(t.mm) {
+                    Some(m) => {
+                        maps.insert(t.tgid, m);
+                    }
+                    None => tracing::debug!("mappings of {} {}: unreadable", t.pid, t.name()),
                 }
             }
         }

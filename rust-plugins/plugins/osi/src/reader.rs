@@ -317,7 +317,7 @@ impl<M: Mem> Reader<'_, M> {
         let mut vmas = Vec::new();
         let mut nodes = 0usize;
         let mut seen = HashSet::new();
-        self.maple(root, u64::MAX, 0, &mut nodes, &mut seen, &mut vmas)?;
+        self.maple_root(root, &mut nodes, &mut seen, &mut vmas)?;
         let mut maps = Vec::new();
         let v = &self.layout.vma;
         for vma in vmas {
@@ -329,6 +329,12 @@ impl<M: Mem> Reader<'_, M> {
                 u64::from_le_bytes(buf[off as usize..off as usize + 8].try_into().expect("8"))
             };
             if u64_at(v.mm) != mm || u64_at(v.start) >= u64_at(v.end) {
+                tracing::debug!(
+                    "vma {vma:#x}: vm_mm {:#x} (mm {mm:#x}), {:#x}-{:#x}",
+                    u64_at(v.mm),
+                    u64_at(v.start),
+                    u64_at(v.end)
+                );
                 // Not a VMA of this address space: the tree changed under
                 // us, or a stale slot.
                 return None;
@@ -349,17 +355,37 @@ impl<M: Mem> Reader<'_, M> {
         }
         maps.sort_by_key(|m| m.start);
         if maps.windows(2).any(|w| w[0].end > w[1].start) {
+            tracing::debug!("overlapping VMAs of mm {mm:#x}");
             return None;
         }
         Some(maps)
     }
 
-    /// Collects the entries of the maple (sub)tree `entry` covering up to
-    /// `max`. Encoding (include/linux/maple_tree.h, lib/maple_tree.c): a
-    /// node pointer has bits 0-1 = 2 and is above 4096; the node is at
-    /// `entry & !0xff`, its type in bits 3-6: 0 dense, 1 leaf_64,
-    /// 2 range_64, 3 arange_64. Other internal entries (reserved, zero,
-    /// retry) have bits 0-1 = 2 and are small: skipped.
+    /// Collects the entries (VMAs) of the maple tree whose `ma_root` is
+    /// `root`. Encoding (include/linux/maple_tree.h, lib/maple_tree.c): a
+    /// root that is a node has bits 0-1 = 2 (`MAPLE_ROOT_NODE`, as
+    /// `xa_is_node`: above 4096); else it is the only entry. A node
+    /// pointer, the root's and the slots' of internal nodes, is
+    /// `node | type << 3 | 4`: the node at `pointer & !0xff`, its type in
+    /// bits 3-6: 0 dense, 1 leaf_64, 2 range_64, 3 arange_64.
+    fn maple_root(
+        &self,
+        root: u64,
+        nodes: &mut usize,
+        seen: &mut HashSet<u64>,
+        out: &mut Vec<u64>,
+    ) -> Option<()> {
+        if root & 3 == 2 && root > 4096 {
+            self.maple(root, u64::MAX, 0, nodes, seen, out)
+        } else if root == 0 {
+            Some(())
+        } else {
+            self.maple_leaf_entry(root, out)
+        }
+    }
+
+    /// Collects the entries of the maple subtree at node pointer `entry`,
+    /// covering indices up to `max`.
     fn maple(
         &self,
         entry: u64,
@@ -369,20 +395,6 @@ impl<M: Mem> Reader<'_, M> {
         seen: &mut HashSet<u64>,
         out: &mut Vec<u64>,
     ) -> Option<()> {
-        if entry == 0 {
-            return Some(());
-        }
-        if entry & 3 == 2 && entry <= 4096 {
-            return Some(());
-        }
-        if entry & 3 != 2 {
-            // A plain entry: a VMA.
-            if entry & 3 == 0 && kernel_ptr(entry) {
-                out.push(entry);
-                return Some(());
-            }
-            return None;
-        }
         let node = entry & !0xff;
         *nodes += 1;
         if !kernel_ptr(node) || depth > MAX_DEPTH || *nodes > MAX_NODES || !seen.insert(node) {
@@ -415,7 +427,10 @@ impl<M: Mem> Reader<'_, M> {
                 m.a64_meta_end,
             ),
             // Dense nodes are not used for VMAs.
-            _ => return None,
+            _ => {
+                tracing::debug!("maple node {entry:#x}: dense");
+                return None;
+            }
         };
         let meta = u64::from(*buf.get(meta_end as usize)?);
         // ma_data_end(): the last used slot.
@@ -428,6 +443,7 @@ impl<M: Mem> Reader<'_, M> {
             pivots
         };
         if end >= slots {
+            tracing::debug!("maple node {entry:#x}: end {end} of {slots} slots");
             return None;
         }
         for i in 0..=end {
@@ -440,10 +456,11 @@ impl<M: Mem> Reader<'_, M> {
             } else {
                 max
             };
+            if child == 0 {
+                continue;
+            }
             if kind == 1 {
-                if child != 0 {
-                    self.maple_leaf_entry(child, out)?;
-                }
+                self.maple_leaf_entry(child, out)?;
             } else {
                 self.maple(child, child_max, depth + 1, nodes, seen, out)?;
             }
@@ -453,10 +470,13 @@ impl<M: Mem> Reader<'_, M> {
 
     fn maple_leaf_entry(&self, entry: u64, out: &mut Vec<u64>) -> Option<()> {
         match entry & 3 {
-            0 if kernel_ptr(entry) => out.push(entry),
+            0 if kernel_ptr(entry) && entry & 7 == 0 => out.push(entry),
             // XA_ZERO_ENTRY and other reserved values: no VMA.
             2 if entry <= 4096 => {}
-            _ => return None,
+            _ => {
+                tracing::debug!("maple leaf entry {entry:#x}");
+                return None;
+            }
         }
         Some(())
     }

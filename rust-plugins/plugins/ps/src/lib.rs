@@ -5,8 +5,8 @@
 //! - `at`: when to print: at QEMU's exit (the default: the process list
 //!   of `osi`'s last refresh), at every exec, or both;
 //! - `proc=NAME`: at exec, only when the new program's name is `NAME`;
-//! - `maps=NAME`: with each tree, the memory mappings of the processes
-//!   named `NAME`.
+//! - `maps=NAME` (repeatable): with each tree, the memory mappings of the
+//!   processes named `NAME`.
 //!
 //! One line per task, indented under its parent: `ps: PID PPID NAME`,
 //! kernel threads in brackets as `ps(1)` shows them, the other threads of
@@ -28,7 +28,7 @@ struct Osi {
     mapping: MappingFn,
 }
 
-fn tree(osi: Osi, title: &str, maps_of: Option<&str>) -> String {
+fn tree(osi: Osi, title: &str, maps_of: &[String]) -> String {
     let tasks: Vec<Task> = (0..(osi.count)()).map(|i| (osi.process)(i)).collect();
     let mut out = format!("ps: {title}: {} tasks\nps:   PID  PPID NAME\n", tasks.len());
     // Children of each process, in list order; threads of each process.
@@ -73,7 +73,7 @@ fn tree(osi: Osi, title: &str, maps_of: Option<&str>) -> String {
                 th.pid
             );
         }
-        if maps_of == Some(t.name().as_str()) {
+        if maps_of.contains(&t.name()) {
             for i in 0..(osi.map_count)(t.tgid) {
                 let m = (osi.mapping)(t.tgid, i);
                 out += &format!(
@@ -110,7 +110,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         other => return Err(format!("at={other}: expected exit, exec or both").into()),
     };
     let only: Option<String> = args.take("proc")?;
-    let maps: Option<String> = args.take("maps")?;
+    let maps: Vec<String> = args.take_all("maps")?;
     let osi = Osi {
         count: plugin.import(PLUGIN, PROCESS_COUNT)?,
         process: plugin.import(PLUGIN, PROCESS)?,
@@ -127,13 +127,13 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
                     start.task.pid,
                     start.argv().as_deref().unwrap_or("?")
                 );
-                qemu_xplugin::outs(&tree(osi, &title, maps.as_deref()));
+                qemu_xplugin::outs(&tree(osi, &title, &maps));
             }
         })?;
     }
     if on_exit {
         plugin.on_exit(move |_| {
-            qemu_xplugin::outs(&tree(osi, "at exit", maps.as_deref()));
+            qemu_xplugin::outs(&tree(osi, "at exit", &maps));
         });
     }
     Ok(())
