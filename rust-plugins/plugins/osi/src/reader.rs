@@ -538,3 +538,298 @@ impl<M: Mem> Reader<'_, M> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::btf::{MapleLayout, MmLayout, TaskLayout, VmaLayout};
+
+    /// Guest memory made of regions; a read outside them fails.
+    #[derive(Default)]
+    struct Fake(BTreeMap<u64, Vec<u8>>);
+
+    impl Fake {
+        fn put(&mut self, addr: u64, bytes: &[u8]) {
+            // Writes into an existing region when inside one.
+            if let Some((start, region)) = self.0.range_mut(..=addr).next_back() {
+                let at = (addr - start) as usize;
+                if at + bytes.len() <= region.len() {
+                    region[at..at + bytes.len()].copy_from_slice(bytes);
+                    return;
+                }
+            }
+            self.0.insert(addr, bytes.to_vec());
+        }
+        fn put_u64(&mut self, addr: u64, v: u64) {
+            self.put(addr, &v.to_le_bytes());
+        }
+        fn zeroed(&mut self, addr: u64, len: usize) {
+            self.0.insert(addr, vec![0; len]);
+        }
+    }
+
+    impl Mem for Fake {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+            match self.0.range(..=addr).next_back() {
+                Some((start, region)) => {
+                    let at = (addr - start) as usize;
+                    match region.get(at..at + buf.len()) {
+                        Some(bytes) => {
+                            buf.copy_from_slice(bytes);
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                None => false,
+            }
+        }
+    }
+
+    const TASK: usize = 0x200;
+
+    fn layout() -> Layout {
+        Layout {
+            current_task: 0x10,
+            current_task_name: "current_task",
+            task: TaskLayout {
+                size: TASK as u64,
+                pid: 0x40,
+                tgid: 0x44,
+                comm: 0x100,
+                flags: 0x08,
+                tasks: 0x20,
+                mm: 0x30,
+                real_parent: 0x50,
+                group_leader: 0x58,
+                threads: Threads::ThreadGroup { node: 0x60 },
+            },
+            mm: MmLayout {
+                mt_root: 0x8,
+                arg_start: 0x10,
+                arg_end: 0x18,
+            },
+            maple: MapleLayout {
+                node_size: 256,
+                r64_pivot: 8,
+                r64_pivots: 15,
+                r64_slot: 128,
+                r64_slots: 16,
+                r64_meta_end: 248,
+                a64_pivot: 8,
+                a64_pivots: 9,
+                a64_slot: 80,
+                a64_slots: 10,
+                a64_meta_end: 240,
+            },
+            vma: VmaLayout {
+                size: 0x40,
+                start: 0,
+                end: 8,
+                mm: 0x10,
+                flags: 0x18,
+                pgoff: 0x20,
+                file: 0x28,
+            },
+            file_dentry: 0x18,
+            dentry_parent: 0x18,
+            dentry_name: 0x28,
+        }
+    }
+
+    const K: u64 = 0xffff_8880_0000_0000;
+
+    /// A task at `addr`, alone in its thread group, in no list yet.
+    fn task(mem: &mut Fake, addr: u64, pid: i32, parent: u64, comm: &str) {
+        let l = layout().task;
+        mem.zeroed(addr, TASK);
+        mem.put(addr + l.pid, &pid.to_le_bytes());
+        mem.put(addr + l.tgid, &pid.to_le_bytes());
+        mem.put(addr + l.comm, comm.as_bytes());
+        mem.put_u64(addr + l.real_parent, parent);
+        mem.put_u64(addr + l.group_leader, addr);
+        mem.put_u64(addr + 0x60, addr + 0x60);
+    }
+
+    /// Links the `tasks` lists of `addrs` in a circle.
+    fn link(mem: &mut Fake, addrs: &[u64]) {
+        let off = layout().task.tasks;
+        for (i, a) in addrs.iter().enumerate() {
+            let next = addrs[(i + 1) % addrs.len()];
+            mem.put_u64(a + off, next + off);
+        }
+    }
+
+    fn reader<'a>(mem: &'a Fake, layout: &'a Layout, failures: &'a Failures) -> Reader<'a, Fake> {
+        Reader {
+            mem,
+            layout,
+            failures,
+        }
+    }
+
+    #[test]
+    fn the_task_list_starts_at_pid_0_and_has_every_task() {
+        let mut mem = Fake::default();
+        let (a, b, c) = (K + 0x1000, K + 0x2000, K + 0x3000);
+        task(&mut mem, a, 0, a, "swapper/0");
+        task(&mut mem, b, 1, a, "init");
+        task(&mut mem, c, 7, b, "sh");
+        link(&mut mem, &[a, b, c]);
+        let (l, f) = (layout(), Failures::default());
+        let r = reader(&mem, &l, &f);
+        let tasks = r.all_tasks(c).expect("a list");
+        let pids: Vec<(i32, i32, String)> =
+            tasks.iter().map(|t| (t.pid, t.ppid, t.name())).collect();
+        assert_eq!(
+            pids,
+            [
+                (0, 0, "swapper/0".into()),
+                (1, 0, "init".into()),
+                (7, 1, "sh".into())
+            ]
+        );
+        assert!(f
+            .report()
+            .ends_with("task lists 0, mappings 0, file names 0, argv 0"));
+    }
+
+    #[test]
+    fn a_cycle_or_a_bad_pointer_in_the_list_is_unknown_and_counted() {
+        let mut mem = Fake::default();
+        let (a, b, c) = (K + 0x1000, K + 0x2000, K + 0x3000);
+        for (addr, pid) in [(a, 0), (b, 1), (c, 2)] {
+            task(&mut mem, addr, pid, a, "t");
+        }
+        // a -> b -> c -> b: never back to a.
+        link(&mut mem, &[a, b, c]);
+        let off = layout().task.tasks;
+        mem.put_u64(c + off, b + off);
+        let (l, f) = (layout(), Failures::default());
+        assert!(reader(&mem, &l, &f).all_tasks(a).is_none());
+        assert_eq!(f.list.load(Ordering::Relaxed), 1);
+        // A user-space pointer in the list.
+        mem.put_u64(c + off, 0x1000);
+        assert!(reader(&mem, &l, &f).all_tasks(a).is_none());
+        assert_eq!(f.list.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn an_unreadable_task_is_unknown_and_counted() {
+        let mem = Fake::default();
+        let (l, f) = (layout(), Failures::default());
+        let r = reader(&mem, &l, &f);
+        let t = r.task(K + 0x5000);
+        assert!(!t.is_known());
+        assert_eq!((t.pid, t.tgid, t.ppid, t.name()), (-1, -1, -1, "?".into()));
+        assert_eq!(r.current(0x1234), None, "a per-CPU base in user space");
+        assert_eq!(r.current(K), None, "unreadable");
+        assert_eq!(f.task.load(Ordering::Relaxed), 1);
+        assert_eq!(f.current.load(Ordering::Relaxed), 2);
+    }
+
+    /// A VMA at `addr` of `mm` for `start..end`, with `file`.
+    fn vma(mem: &mut Fake, addr: u64, mm: u64, start: u64, end: u64, file: u64) {
+        mem.zeroed(addr, 0x40);
+        mem.put_u64(addr, start);
+        mem.put_u64(addr + 8, end);
+        mem.put_u64(addr + 0x10, mm);
+        mem.put_u64(addr + 0x18, 5);
+        mem.put_u64(addr + 0x28, file);
+    }
+
+    /// A dentry named `name` under `parent` (itself when 0).
+    fn dentry(mem: &mut Fake, addr: u64, parent: u64, name: &str) {
+        mem.zeroed(addr, 0x40);
+        mem.put_u64(addr + 0x18, if parent == 0 { addr } else { parent });
+        mem.put_u64(addr + 0x28, addr + 0x1000);
+        mem.zeroed(addr + 0x1000, 64);
+        mem.put(addr + 0x1000, name.as_bytes());
+    }
+
+    #[test]
+    fn mappings_from_a_two_level_maple_tree_with_file_names() {
+        let mut mem = Fake::default();
+        let mm = K + 0x10_0000;
+        mem.zeroed(mm, 0x40);
+        // /bin/busybox
+        let (root, bin, busybox, file) =
+            (K + 0x20_0000, K + 0x21_0000, K + 0x22_0000, K + 0x23_0000);
+        dentry(&mut mem, root, 0, "/");
+        dentry(&mut mem, bin, root, "bin");
+        dentry(&mut mem, busybox, bin, "busybox");
+        mem.zeroed(file, 0x40);
+        mem.put_u64(file + 0x18, busybox);
+        // VMAs 0x400000-0x401000 (file), 0x500000-0x501000, 0x7000000-...
+        let vmas = [K + 0x30_0000, K + 0x30_1000, K + 0x30_2000];
+        vma(&mut mem, vmas[0], mm, 0x40_0000, 0x40_1000, file);
+        vma(&mut mem, vmas[1], mm, 0x50_0000, 0x50_1000, 0);
+        vma(&mut mem, vmas[2], mm, 0x700_0000, 0x700_1000, 0);
+        // Two leaves (leaf_64) under an arange_64 root.
+        let (n_root, leaf1, leaf2) = (K + 0x40_0000, K + 0x40_0100, K + 0x40_0200);
+        for n in [n_root, leaf1, leaf2] {
+            mem.zeroed(n, 256);
+        }
+        // leaf1: [0, 0x3fffff] gap, [0x400000, 0x400fff] vma0, up to
+        // 0x4fffff gap; end = 2 (meta, last pivot 0).
+        mem.put_u64(leaf1 + 8, 0x3f_ffff);
+        mem.put_u64(leaf1 + 16, 0x40_0fff);
+        mem.put_u64(leaf1 + 24, 0x4f_ffff);
+        mem.put_u64(leaf1 + 128 + 8, vmas[0]);
+        mem.put(leaf1 + 248, &[2]);
+        // leaf2: vma1, gap, vma2, gap to the end.
+        mem.put_u64(leaf2 + 8, 0x50_0fff);
+        mem.put_u64(leaf2 + 16, 0x6ff_ffff);
+        mem.put_u64(leaf2 + 24, 0x700_0fff);
+        mem.put_u64(leaf2 + 128, vmas[1]);
+        mem.put_u64(leaf2 + 128 + 16, vmas[2]);
+        mem.put(leaf2 + 248, &[3]);
+        // The root: two children, node | leaf_64 << 3 | 4.
+        mem.put_u64(n_root + 8, 0x4f_ffff);
+        mem.put_u64(n_root + 80, leaf1 | 1 << 3 | 4);
+        mem.put_u64(n_root + 88, leaf2 | 1 << 3 | 4);
+        mem.put(n_root + 240, &[1]);
+        // ma_root: node | arange_64 << 3 | 4 | MAPLE_ROOT_NODE.
+        mem.put_u64(mm + 8, n_root | 3 << 3 | 4 | 2);
+
+        let (l, f) = (layout(), Failures::default());
+        let r = reader(&mem, &l, &f);
+        let maps = r.mappings(mm).expect("mappings");
+        let got: Vec<(u64, u64, String)> = maps
+            .iter()
+            .map(|m| (m.start, m.end, m.path().unwrap_or_default().into_owned()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0x40_0000, 0x40_1000, "/bin/busybox".to_owned()),
+                (0x50_0000, 0x50_1000, String::new()),
+                (0x700_0000, 0x700_1000, String::new()),
+            ]
+        );
+
+        // A VMA of another mm in the tree: the tree changed under us.
+        mem.put_u64(vmas[2] + 0x10, mm + 8);
+        assert!(reader(&mem, &l, &f).mappings(mm).is_none());
+        // A node that is its own child: a cycle, not a hang.
+        mem.put_u64(vmas[2] + 0x10, mm);
+        mem.put_u64(n_root + 88, n_root | 3 << 3 | 4);
+        assert!(reader(&mem, &l, &f).mappings(mm).is_none());
+        assert_eq!(f.maps.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_dentry_cycle_is_an_unknown_path() {
+        let mut mem = Fake::default();
+        let (a, b, file) = (K + 0x1000, K + 0x3000, K + 0x5000);
+        dentry(&mut mem, a, b, "a");
+        dentry(&mut mem, b, a, "b");
+        mem.zeroed(file, 0x40);
+        mem.put_u64(file + 0x18, a);
+        let (l, f) = (layout(), Failures::default());
+        assert_eq!(reader(&mem, &l, &f).file_path(file), None);
+        assert_eq!(f.path.load(Ordering::Relaxed), 1);
+    }
+}
