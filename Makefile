@@ -15,7 +15,11 @@ QEMU_SRC    ?= $(BUILD)/qemu-src
 QEMU_BUILD  ?= $(BUILD)/qemu-build
 VENV        ?= $(BUILD)/venv
 QEMU_TARBALL ?=
-export QEMU_SRC QEMU_TARBALL
+# The second base, upstream master, for the submission set (patches/upstream/).
+MASTER_SRC   ?= $(BUILD)/qemu-master-src
+MASTER_BUILD ?= $(BUILD)/qemu-master-build
+MASTER_CHECK ?= $(BUILD)/master-check
+export QEMU_SRC QEMU_TARBALL MASTER_SRC
 export DOWNLOAD_DIR := $(BUILD)/downloads
 
 # Debian's firmware packages, searched after QEMU's own data directory.
@@ -42,6 +46,7 @@ export CCACHE_NOHASHDIR := 1
 export QEMU_SYSTEM QEMU_USER QEMU_BUILD
 
 .PHONY: deps qemu-src qemu reset-qemu-src export-patches submission check-exported \
+	master-src qemu-master reset-master-src check-master \
 	check-patches check-patches-build check-upstream rust check-rust linux-guest \
 	check-sanitizers check-asan check-tsan check-cfi \
 	lint-rust test demo bench bench-tools bench-counters clean \
@@ -86,6 +91,37 @@ check-patches: qemu-src
 check-patches-build: qemu-src $(BUILD)/configure-args
 	@CONFIGURE_ARGS_FILE=$(BUILD)/configure-args \
 	 PATCH_BUILD_DIR=$(BUILD)/patch-check $(PATCHQ) check-builds
+
+## The submission set on upstream master ------------------------------------
+
+# The master working repo: upstream's tree from shared/upstream/ (pristine,
+# tag master-base), the three subprojects it cannot download copied from
+# the 10.2.2 source, patches/upstream/ on top. docs/upstream.md.
+master-src: qemu-src
+	@$(PATCHQ) prepare-master
+	@$(PATCHQ) apply-master
+
+reset-master-src: qemu-src
+	@$(PATCHQ) reset-master
+
+# A developer's build of the master working repo.
+qemu-master: master-src $(BUILD)/configure-args
+	@mkdir -p $(MASTER_BUILD)
+	test -f $(MASTER_BUILD)/config-host.mak || (cd $(MASTER_BUILD) && \
+	    eval "$(MASTER_SRC)/configure $$(cat $(BUILD)/configure-args) --disable-download")
+	ninja -C $(MASTER_BUILD) qemu-system-x86_64 qemu-x86_64 test-plugins
+	$(call link-firmware,$(MASTER_BUILD))
+
+# What CI checks of the set on master: the same commits as the product's
+# form (by subject), each applies to master, passes checkpatch and builds
+# (QEMU and the test plugins, after every patch: the set is bisectable on
+# the base it is sent for); then master's check-tcg for x86_64, new tests
+# included, on the build of the last patch.
+check-master: master-src $(BUILD)/configure-args
+	@CONFIGURE_ARGS_FILE=$(BUILD)/configure-args \
+	 PATCH_BUILD_DIR=$(MASTER_CHECK) $(PATCHQ) check-master
+	$(call link-firmware,$(MASTER_CHECK)/qemu-build)
+	$(MAKE) -C $(MASTER_CHECK)/qemu-build check-tcg GITLAB_CI=1
 
 ## QEMU build ---------------------------------------------------------------
 

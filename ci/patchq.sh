@@ -5,11 +5,13 @@
 # Usage: ci/patchq.sh COMMAND
 #   prepare         create the working repo (base commit, local fix-ups)
 #   apply           apply patches/series on top of the local base
-#   export          write the working repo's commits into patches/
-#   check-exported  fail if the working repo has work not in patches/
+#   export          write both working repos' commits into patches/
+#   check-exported  fail if a working repo has work not in patches/
 #   check-patches   apply every patch to a clean base, run checkpatch.pl
 #   check-builds    build QEMU after each patch of the series
 #   submission      write the patches to send, with the sender's identity
+#   prepare-master, apply-master, reset-master: the same for the master repo
+#   check-master    the set on master: same commits, checkpatch, builds
 #
 # The working repository (QEMU_SRC) has this history:
 #   tag qemu-base     pristine upstream v10.2.2 (the submodule's commit, or
@@ -23,8 +25,15 @@
 # is exported to patches/backports/. Upstream-bound commits before the first
 # backport are standalone patches, which apply to upstream without the rest
 # of the series: patches/standalone/. The upstream-bound commits after the
-# backports form the submission set, patches/upstream/, with its cover
-# letter.
+# backports are the submission set in the product's form (API version 5,
+# feature macros): patches/interplugin/.
+#
+# The master working repository (MASTER_SRC) holds the same set in
+# upstream's form:
+#   tag master-base    pristine upstream master (MASTER_COMMIT), from the
+#                      archive in shared/upstream/
+#   master-base..HEAD  the submission set: patches/upstream/, with its
+#                      hand-written cover letter (0000-cover-letter.patch)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +49,36 @@ DEB_VERSION=1:10.2.2+ds-1
 DEB_TARBALL=qemu_10.2.2+ds.orig.tar.xz
 DEB_SHA256=be05230fe47a6937cd29f28f562932c8125f9c93c2a82c625198f7a4aa601dfb
 STATE=.git/patchq-applied
+
+# The second base: upstream master, where the submission set
+# (patches/upstream/) lives in upstream's conventions. A git archive of
+# that commit is shipped beside the project, in shared/upstream/.
+: "${MASTER_SRC:=$top/build/qemu-master-src}"
+: "${MASTER_TARBALL:=$top/../shared/upstream/qemu-ece408818d27.tar.xz}"
+MASTER_COMMIT=ece408818d27f745ef1b05fb3cc99a1e7a5bf580
+MASTER_VERSION=10.2.50
+MASTER_SHA256=7139746be67d2b9ba4bab78559727360d3bc0f22acc32ae28a64b2f155f451e5
+# Meson subprojects that master's configure needs and that its archive has
+# only as download wraps: taken from the 10.2.2 source, whose wraps name the
+# same revisions (checked).
+MASTER_SUBPROJECTS="berkeley-softfloat-3 berkeley-testfloat-3 keycodemapdb"
+
+# The queue the commands work on: the product series on 10.2.2 by default,
+# the submission set on master after use_master. QEMU_SRC is its working
+# repo, BASE the tag its patches apply to, LIST the function listing its
+# patches, EXPORT the one writing them, DIRS its directories in patches/.
+BASE=series-base
+LIST=series_files
+EXPORT=export_to
+DIRS="standalone backports interplugin"
+use_master() {
+    PRODUCT_SRC=$QEMU_SRC
+    QEMU_SRC=$MASTER_SRC
+    BASE=master-base
+    LIST=master_files
+    EXPORT=export_master_to
+    DIRS=upstream
+}
 
 die() { echo "patchq: error: $*" >&2; exit 1; }
 say() { echo "patchq: $*"; }
@@ -60,11 +99,17 @@ series_files() {
     sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$SERIES" | grep -v '^$' || true
 }
 
-# A fingerprint of the series file and every patch it lists.
+# The submission set on master, in order (its cover letter aside).
+master_files() {
+    [ -d "$PATCHES/upstream" ] || return 0
+    (cd "$PATCHES" && find upstream -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
+}
+
+# A fingerprint of the queue: the series file (product) and every patch.
 series_id() {
     {
-        [ -f "$SERIES" ] && cat "$SERIES"
-        series_files | while read -r p; do
+        [ "$LIST" = series_files ] && [ -f "$SERIES" ] && cat "$SERIES"
+        $LIST | while read -r p; do
             [ -f "$PATCHES/$p" ] || die "patches/series lists $p, which does not exist"
             cat "$PATCHES/$p"
         done
@@ -169,6 +214,54 @@ cmd_prepare() {
     say "prepared $QEMU_SRC (base $(git_src rev-parse --short qemu-base))"
 }
 
+# Copies into the tree $1 (master) the meson subprojects it cannot download
+# offline, from the pristine 10.2.2 commit of the product's working repo,
+# after checking that both trees' wraps name the same revisions. They are
+# ignored files there (master's subprojects/.gitignore), not commits.
+copy_master_subprojects() {
+    local dest=$1 sp
+    git -C "$PRODUCT_SRC" rev-parse -q --verify qemu-base >/dev/null ||
+        die "$PRODUCT_SRC is not prepared ('make qemu-src'): master's subprojects come from its v$QEMU_VERSION source"
+    for sp in $MASTER_SUBPROJECTS; do
+        git -C "$PRODUCT_SRC" show "qemu-base:subprojects/$sp.wrap" | cmp -s - "$dest/subprojects/$sp.wrap" ||
+            die "subprojects/$sp.wrap of master differs from v$QEMU_VERSION's: its $sp is another revision (see docs/upstream.md, refreshing the master base)"
+        rm -rf "${dest:?}/subprojects/$sp"
+        git -C "$PRODUCT_SRC" archive qemu-base "subprojects/$sp" | tar -x -C "$dest" ||
+            die "cannot copy subprojects/$sp from $PRODUCT_SRC"
+    done
+}
+
+# The master working repo: tag master-base is the pristine archive of
+# upstream commit MASTER_COMMIT; the submission set goes on top.
+cmd_prepare_master() {
+    if [ -d "$QEMU_SRC/.git" ]; then
+        git_src rev-parse -q --verify master-base >/dev/null ||
+            die "$QEMU_SRC exists but was not prepared by this script; remove it and run make again"
+        return 0
+    fi
+    [ -f "$MASTER_TARBALL" ] ||
+        die "the archive of upstream master, $MASTER_TARBALL, is missing (it is shipped in shared/upstream/ beside the project; set MASTER_TARBALL to use another copy)"
+    echo "$MASTER_SHA256  $MASTER_TARBALL" | sha256sum -c --status ||
+        die "checksum mismatch for $MASTER_TARBALL: expected sha256 $MASTER_SHA256, got $(sha256sum "$MASTER_TARBALL" | cut -d' ' -f1)"
+    local tmp=$QEMU_SRC.tmp version
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    say "unpacking $MASTER_TARBALL"
+    tar -xf "$MASTER_TARBALL" -C "$tmp" --strip-components=1 || die "cannot unpack $MASTER_TARBALL"
+    version=$(cat "$tmp/VERSION" 2>/dev/null || true)
+    [ "$version" = "$MASTER_VERSION" ] || die "$MASTER_TARBALL holds QEMU '$version', expected $MASTER_VERSION"
+    git -C "$tmp" init -q -b work
+    git -C "$tmp" config gc.auto 0
+    QEMU_SRC=$tmp ensure_identity
+    git -C "$tmp" add -A -f
+    GIT_AUTHOR_DATE="2000-01-01T00:00:00+0000" GIT_COMMITTER_DATE="2000-01-01T00:00:00+0000" \
+        git -C "$tmp" commit -q -m "QEMU master ${MASTER_COMMIT:0:12} (pristine, from $(basename "$MASTER_TARBALL"))" \
+        -m "upstream commit $MASTER_COMMIT"
+    git -C "$tmp" tag master-base
+    copy_master_subprojects "$tmp"
+    mv "$tmp" "$QEMU_SRC"
+    say "prepared $QEMU_SRC (upstream master ${MASTER_COMMIT:0:12})"
+}
+
 # --- apply -------------------------------------------------------------------
 
 am_series() {
@@ -178,7 +271,7 @@ am_series() {
             git -C "$repo" am --abort >/dev/null 2>&1 || true
             die "patch $p does not apply (git am failed)"
         fi
-    done < <(series_files)
+    done < <($LIST)
 }
 
 record_applied() {
@@ -199,13 +292,13 @@ cmd_apply() {
     fi
     head=$(git_src rev-parse HEAD)
     if [ -n "$(git_src status --porcelain)" ] ||
-       [ "$head" != "${have_head:-$(git_src rev-parse series-base)}" ]; then
+       [ "$head" != "${have_head:-$(git_src rev-parse $BASE)}" ]; then
         die "patches/ changed, but $QEMU_SRC has work that is not in patches/.
-  Export it first ('make export-patches'), or discard it ('make reset-qemu-src')."
+  Export it first ('make export-patches'), or discard it ('make reset-qemu-src' or 'make reset-master-src')."
     fi
     ensure_identity
-    git_src reset -q --hard series-base
-    say "applying $(series_files | wc -l) patch(es) from patches/series"
+    git_src reset -q --hard $BASE
+    say "applying $($LIST | wc -l) patch(es) from patches/ to $QEMU_SRC"
     am_series "$QEMU_SRC"
     record_applied
 }
@@ -213,8 +306,9 @@ cmd_apply() {
 cmd_reset() {
     [ -d "$QEMU_SRC/.git" ] || die "$QEMU_SRC is not prepared"
     git_src am --abort >/dev/null 2>&1 || true
-    git_src reset -q --hard series-base
+    git_src reset -q --hard $BASE
     git_src clean -q -fdx
+    [ "$BASE" != master-base ] || copy_master_subprojects "$QEMU_SRC"
     rm -f "$QEMU_SRC/$STATE"
     cmd_apply
 }
@@ -222,11 +316,11 @@ cmd_reset() {
 # --- export ------------------------------------------------------------------
 
 # Write the working repo's series into directory $1: the series file and
-# the standalone/, backports/ and upstream/ patch directories.
+# the standalone/, backports/ and interplugin/ patch directories.
 export_to() {
     local out=$1 c phase=standalone
     local -a standalone=() backports=() upstream=()
-    mkdir -p "$out/standalone" "$out/backports" "$out/upstream"
+    mkdir -p "$out/standalone" "$out/backports" "$out/interplugin"
     for c in $(git_src rev-list --reverse series-base..HEAD); do
         if git_src log -1 --format=%B "$c" | grep -q '^Backported-from:'; then
             [ "$phase" != upstream ] ||
@@ -242,7 +336,7 @@ export_to() {
     done
     format_group "$out" standalone "${standalone[@]}"
     format_group "$out" backports "${backports[@]}"
-    format_group "$out" upstream "${upstream[@]}"
+    format_group "$out" interplugin "${upstream[@]}"
     {
         echo "# QEMU patch series on v$QEMU_VERSION ($QEMU_BASE_COMMIT)."
         echo "# Generated by 'make export-patches'; 'make' applies it in this order."
@@ -253,9 +347,19 @@ export_to() {
         echo "# Backports of upstream QEMU 11.x plugin APIs (not for submission)."
         (cd "$out" && find backports -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
         echo
-        echo "# Upstream-bound patches: patches/upstream/ is the submission set."
-        (cd "$out" && find upstream -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
+        echo "# Upstream-bound patches: the submission set in this base's form (version 5,"
+        echo "# feature macros). patches/upstream/ is the same set on upstream master."
+        (cd "$out" && find interplugin -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
     } >"$out/series"
+}
+
+# The submission set: master-base..HEAD of the master working repo.
+export_master_to() {
+    local out=$1
+    local -a commits
+    mkdir -p "$out/upstream"
+    mapfile -t commits < <(git_src rev-list --reverse master-base..HEAD)
+    format_group "$out" upstream "${commits[@]}"
 }
 
 # format_group OUT KIND COMMIT...: format-patch a contiguous run of commits.
@@ -275,17 +379,19 @@ cmd_export() {
     tmp=$(mktemp -d)
     # shellcheck disable=SC2064
     trap "rm -rf '$tmp'" EXIT
-    export_to "$tmp"
+    $EXPORT "$tmp"
     local kind
-    for kind in standalone backports upstream; do
+    for kind in $DIRS; do
         # Regenerate the patches; a hand-written 0000 cover letter stays.
         mkdir -p "$PATCHES/$kind"
         find "$PATCHES/$kind" -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' -delete
         find "$tmp/$kind" -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' -exec cp {} "$PATCHES/$kind/" \;
     done
-    cp "$tmp/series" "$SERIES"
+    [ ! -f "$tmp/series" ] || cp "$tmp/series" "$SERIES"
+    rm -rf "$tmp"
+    trap - EXIT
     record_applied
-    say "exported $(series_files | wc -l) patch(es) to patches/"
+    say "exported $($LIST | wc -l) patch(es) from $QEMU_SRC to patches/"
 }
 
 # True when patches/ equals what export would write from the working repo
@@ -294,9 +400,14 @@ exported_matches() {
     [ -z "$(git_src status --porcelain)" ] || return 1
     local tmp rc=0
     tmp=$(mktemp -d)
-    if ! (export_to "$tmp") ||
-       ! diff -r -q -x '0000-*' -x README.md "$tmp" "$PATCHES" >/dev/null 2>&1; then
+    if ! ($EXPORT "$tmp"); then
         rc=1
+    else
+        local d
+        for d in $DIRS; do
+            diff -r -q -x '0000-*' -x README.md "$tmp/$d" "$PATCHES/$d" >/dev/null 2>&1 || rc=1
+        done
+        [ ! -f "$tmp/series" ] || cmp -s "$tmp/series" "$SERIES" || rc=1
     fi
     rm -rf "$tmp"
     return $rc
@@ -312,12 +423,12 @@ cmd_check_exported() {
         exit 1
     fi
     if ! exported_matches; then
-        echo "patchq: the commits in $QEMU_SRC (series-base..HEAD) differ from patches/:" >&2
-        git_src log --oneline series-base..HEAD | head -n 30 >&2
+        echo "patchq: the commits in $QEMU_SRC ($BASE..HEAD) differ from patches/:" >&2
+        git_src log --oneline $BASE..HEAD | head -n 30 >&2
         echo "patchq: run 'make export-patches' and commit patches/" >&2
         exit 1
     fi
-    say "patches/ matches $QEMU_SRC ($(git_src rev-list --count series-base..HEAD) commit(s))"
+    say "patches/ matches $QEMU_SRC ($(git_src rev-list --count $BASE..HEAD) commit(s))"
 }
 
 # --- check-patches -----------------------------------------------------------
@@ -387,7 +498,7 @@ check_submission() {
     local n
     n=$(grep -l "^Signed-off-by: Test Sender <test.sender@qemu.org>$" "$dir"/s/*/0*.patch | wc -l)
     rm -rf "$dir"
-    [ "$n" = "$(series_files | grep -cv '^backports/')" ] ||
+    [ "$n" = "$(( $(series_files | grep -c '^standalone/') + $(master_files | wc -l) ))" ] ||
         die "submission: $n patch(es) signed by the sender, expected every standalone and upstream patch"
     echo "ok   make submission: the sender's identity in every patch, no placeholder"
 }
@@ -424,6 +535,87 @@ cmd_check_builds() {
     done < <(series_files)
     git_src worktree remove --force "$wt"
     echo "check-builds: QEMU and the test plugins build after each of $n patch(es)"
+}
+
+# --- the submission set on master ---------------------------------------------
+
+# The subject of each patch file given, one a line, without "[PATCH ...]"
+# and with a folded Subject: header unfolded.
+subjects() {
+    local f
+    for f in "$@"; do
+        awk '/^$/ { exit } /^Subject: / { s = $0; on = 1; next }
+             on && /^[ \t]/ { s = s $0; next } { on = 0 }
+             END { sub(/^Subject: (\[[^]]*\] )?/, "", s); gsub(/[ \t]+/, " ", s); print s }' "$f"
+    done
+}
+
+# The set exists twice, generated from the two working repos: in the
+# product's form (patches/interplugin/, on 10.2.2) and in upstream's
+# (patches/upstream/, on master). A change to one without the other shows
+# as a difference in their lists of subjects.
+check_same_set() {
+    local product master
+    product=$(subjects $(series_files | grep '^interplugin/' | sed "s|^|$PATCHES/|"))
+    master=$(subjects $(master_files | sed "s|^|$PATCHES/|"))
+    if [ "$product" != "$master" ]; then
+        echo "patchq: patches/interplugin/ (v$QEMU_VERSION) and patches/upstream/ (master) are not the same commits:" >&2
+        diff <(echo "$product") <(echo "$master") | sed -n 's/^</  only on v'"$QEMU_VERSION"':/p;s/^>/  only on master:/p' >&2
+        die "change both working repos ('make export-patches' exports both)"
+    fi
+    echo "ok   patches/interplugin/ and patches/upstream/: the same $(master_files | wc -l) commits, by subject"
+}
+
+# On master: every patch of the set applies in order, passes checkpatch
+# and builds (QEMU and the test plugins); the build is left in
+# PATCH_BUILD_DIR/qemu-build for check-tcg.
+cmd_check_master() {
+    [ -d "$QEMU_SRC/.git" ] || die "$QEMU_SRC is not prepared; run 'make master-src'"
+    : "${CONFIGURE_ARGS_FILE:?}" "${PATCH_BUILD_DIR:?}"
+    check_same_set
+    local wt=$PATCH_BUILD_DIR/qemu-src bld=$PATCH_BUILD_DIR/qemu-build p n=0 errors=0 warnings=0 out rc
+    git_src worktree remove --force "$wt" >/dev/null 2>&1 || rm -rf "$wt"
+    git_src worktree prune
+    git_src worktree add -q --detach "$wt" master-base
+    QEMU_SRC=$wt ensure_identity
+    copy_master_subprojects "$wt"
+    rm -rf "$bld" && mkdir -p "$bld"
+    (cd "$bld" && eval "$wt/configure $(cat "$CONFIGURE_ARGS_FILE") --disable-download" >configure.log 2>&1) ||
+        { tail -n 20 "$bld/configure.log" | sed 's/^/    /'; die "configure failed on master; see $bld/configure.log"; }
+    while read -r p; do
+        n=$((n + 1))
+        git -C "$wt" am -q --keep-cr "$PATCHES/$p" >/dev/null 2>&1 || {
+            git -C "$wt" am --abort >/dev/null 2>&1 || true
+            die "patch $p does not apply to master ${MASTER_COMMIT:0:12} and the patches before it"
+        }
+        out=$(cd "$wt" && ./scripts/checkpatch.pl --no-color "$PATCHES/$p" 2>&1) && rc=0 || rc=$?
+        local e w
+        e=$(grep -c '^ERROR:' <<<"$out" || true)
+        w=$(grep -c '^WARNING:' <<<"$out" || true)
+        warnings=$((warnings + w))
+        if [ "$rc" != 0 ] || [ "$e" != 0 ]; then
+            sed 's/^/    /' <<<"$out"
+            errors=$((errors + e + 1))
+            echo "FAIL $p: checkpatch: $e error(s), $w warning(s)"
+        fi
+        if ninja -C "$bld" qemu-system-x86_64 qemu-x86_64 test-plugins >"$bld/ninja.log" 2>&1; then
+            echo "ok   $p applies, builds; checkpatch: $e error(s), $w warning(s)"
+        else
+            tail -n 30 "$bld/ninja.log" | sed 's/^/    /'
+            die "master does not build after $p"
+        fi
+    done < <(master_files)
+    [ "$n" != 0 ] || die "patches/upstream/ has no patch"
+    # The cover letter says what the set is: its base and its diffstat.
+    local cover=$PATCHES/upstream/0000-cover-letter.patch stat
+    grep -qx "base-commit: $MASTER_COMMIT" "$cover" ||
+        die "the cover letter's base-commit is not $MASTER_COMMIT"
+    stat=$(git -C "$wt" diff --shortstat master-base..HEAD)
+    grep -qxF "$stat" "$cover" ||
+        die "the cover letter's diffstat is not the set's:$stat"
+    echo "ok   the cover letter names base-commit ${MASTER_COMMIT:0:12} and the set's diffstat"
+    echo "check-master: $n patch(es) apply to master ${MASTER_COMMIT:0:12} and build after each; checkpatch: $errors error(s), $warnings warning(s)"
+    [ "$errors" = 0 ]
 }
 
 # --- submission --------------------------------------------------------------
@@ -482,15 +674,6 @@ cmd_submission() {
         [ "$from" = "From: $SENDER" ] && ! sed -n '/^$/q;/^From: /{n;p}' "$f" | grep -q '^[[:space:]]' ||
             die "$(basename "$f") is not from '$SENDER' ($from); reset its author in the working repo"
     done
-    # The set's cover letter names the backports it needs by patch-id.
-    if [ -f "$cover" ]; then
-        local pre
-        pre=$(for p in $(series_files | grep '^backports/'); do
-                  git patch-id --stable <"$PATCHES/$p" | cut -d' ' -f1
-              done | sed 's/^/prerequisite-patch-id: /')
-        awk -v pre="$pre" '{ print } /^base-commit: / && pre != "" { print pre }' \
-            "$cover" >"$cover.tmp" && mv "$cover.tmp" "$cover"
-    fi
     if grep -rlE "${PLACEHOLDER_ID% <*}|xplugin@example.org" "$SUBMISSION_DIR" >/dev/null; then
         grep -rnE "${PLACEHOLDER_ID% <*}|xplugin@example.org" "$SUBMISSION_DIR" | head -n 5 >&2
         die "the placeholder identity is still in the submission"
@@ -502,8 +685,21 @@ case "${1:-}" in
     prepare) cmd_prepare ;;
     apply) cmd_apply ;;
     reset) cmd_reset ;;
-    export) cmd_export ;;
-    check-exported) cmd_check_exported ;;
+    prepare-master) use_master; cmd_prepare_master ;;
+    apply-master) use_master; cmd_apply ;;
+    reset-master) use_master; cmd_reset ;;
+    export)
+        cmd_export
+        if [ -d "$MASTER_SRC/.git" ]; then
+            use_master
+            cmd_export
+        else
+            say "no master working repo at $MASTER_SRC: patches/upstream/ left as it is"
+        fi ;;
+    check-exported)
+        cmd_check_exported
+        if [ -d "$MASTER_SRC/.git" ]; then use_master; cmd_check_exported; fi ;;
+    check-master) use_master; cmd_check_master ;;
     check-patches) cmd_check_patches ;;
     check-builds) cmd_check_builds ;;
     submission) cmd_submission ;;

@@ -45,6 +45,7 @@ stage build "${make[@]}" qemu rust || summary
 stage check-patches "${make[@]}" check-patches
 stage check-patches-build "${make[@]}" check-patches-build
 stage check-upstream "${make[@]}" check-upstream
+stage check-master "${make[@]}" check-master
 stage check-rust "${make[@]}" check-rust
 stage lint-rust "${make[@]}" lint-rust
 summary
