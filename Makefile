@@ -168,7 +168,8 @@ export LINUX_GUEST_DIR
 
 linux-guest: $(LINUX_GUEST_DIR)/initramfs.gz
 
-$(LINUX_GUEST_DIR)/initramfs.gz: ci/linux-guest.sh rust-plugins/guests/linux/init $(DEPS_STAMP)
+$(LINUX_GUEST_DIR)/initramfs.gz: ci/linux-guest.sh rust-plugins/guests/linux/init \
+		rust-plugins/guests/linux/kids.c $(DEPS_STAMP)
 	$(TOP)/ci/linux-guest.sh $(LINUX_GUEST_DIR)
 
 # The integration tests load the plugins from target/debug: build them first.
@@ -325,7 +326,7 @@ BENCH_TOOLS := $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so 
 
 bench-tools: qemu linux-guest $(BENCH_TOOLS)
 	ninja -C $(QEMU_BUILD) test-plugins
-	cargo build -q --release -p counter -p probe -p syscalls -p strace
+	cargo build -q --release -p counter -p probe -p syscalls -p strace -p osi
 	cargo build -q --release --manifest-path ci/bench/peer-counter/Cargo.toml \
 	    --target-dir $(BENCH_BUILD)/peer
 
@@ -361,7 +362,8 @@ bench: bench-counters
 	    $(BENCH_BUILD)/linux.json \
 	    "no plugin=-" \
 	    "syscalls=$(TOP)/target/release/libsyscalls.so" \
-	    "syscalls + strace=$(TOP)/target/release/libsyscalls.so $(TOP)/target/release/libstrace.so -d plugin -D /dev/null"
+	    "syscalls + strace=$(TOP)/target/release/libsyscalls.so $(TOP)/target/release/libstrace.so -d plugin -D /dev/null" \
+	    "syscalls + osi + strace=$(TOP)/target/release/libosi.so,kernel=$(LINUX_GUEST_DIR)/vmlinux.btf $(TOP)/target/release/libsyscalls.so $(TOP)/target/release/libstrace.so -d plugin -D /dev/null"
 
 TEST_PLUGINS := $(QEMU_BUILD)/tests/tcg/plugins
 

@@ -361,6 +361,9 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         let start = tb.vaddr();
         let mut observe = lock(&return_sites).contains(&start);
         for insn in tb.insns() {
+            if insn.size() != 2 {
+                continue;
+            }
             let compat = match insn.bytes().as_slice() {
                 b if b == SYSCALL => false,
                 b if b == INT80 => true,

@@ -314,6 +314,9 @@ fn install(plugin: &mut Install, _args: &mut Args) -> Result<()> {
             }
         }
         for insn in tb.insns() {
+            if insn.size() != 2 {
+                continue;
+            }
             let bytes = insn.bytes();
             let compat = match bytes.as_slice() {
                 b if b == SYSCALL => false,
