@@ -274,7 +274,7 @@ pub fn layout(bytes: &[u8], hide: &[String]) -> Result<Layout, Error> {
         pgoff: k.member("vm_area_struct", "vm_pgoff")?,
         file: k.member("vm_area_struct", "vm_file")?,
     };
-    Ok(Layout {
+    let layout = Layout {
         current_task,
         current_task_name,
         task,
@@ -284,7 +284,85 @@ pub fn layout(bytes: &[u8], hide: &[String]) -> Result<Layout, Error> {
         file_dentry: k.member("file", "f_path")? + k.member("path", "dentry")?,
         dentry_parent: k.member("dentry", "d_parent")?,
         dentry_name: k.member("dentry", "d_name")? + k.member("qstr", "name")?,
-    })
+    };
+    plausible(&layout)?;
+    Ok(layout)
+}
+
+/// Bounds the readers rely on: what they read of a struct lies within it,
+/// and no struct is larger than a kernel's could be (a corrupt or crafted
+/// BTF must not make a reader allocate gigabytes or slice out of range).
+fn plausible(l: &Layout) -> Result<(), Error> {
+    let within = |what: &str, size: u64, max: u64, fields: &[(&str, u64, u64)]| {
+        if size == 0 || size > max {
+            return Err(format!(
+                "implausible size {size} of {what} in the kernel's BTF"
+            ));
+        }
+        for (name, offset, len) in fields {
+            if offset + len > size {
+                return Err(format!(
+                    "{what}.{name} at {offset} (+{len}) lies outside the struct ({size} bytes) in the kernel's BTF"
+                ));
+            }
+        }
+        Ok(())
+    };
+    let t = &l.task;
+    within(
+        "task_struct",
+        t.size,
+        1 << 16,
+        &[
+            ("pid", t.pid, 4),
+            ("tgid", t.tgid, 4),
+            ("comm", t.comm, 16),
+            ("flags", t.flags, 4),
+            ("tasks", t.tasks, 16),
+            ("mm", t.mm, 8),
+            ("real_parent", t.real_parent, 8),
+            ("group_leader", t.group_leader, 8),
+        ],
+    )?;
+    let v = &l.vma;
+    within(
+        "vm_area_struct",
+        v.size,
+        4096,
+        &[
+            ("vm_start", v.start, 8),
+            ("vm_end", v.end, 8),
+            ("vm_mm", v.mm, 8),
+            ("vm_flags", v.flags, 8),
+            ("vm_pgoff", v.pgoff, 8),
+            ("vm_file", v.file, 8),
+        ],
+    )?;
+    let m = &l.maple;
+    within(
+        "maple_node",
+        m.node_size,
+        4096,
+        &[
+            ("pivot", m.r64_pivot, 8 * m.r64_pivots),
+            ("slot", m.r64_slot, 8 * m.r64_slots),
+            ("meta.end", m.r64_meta_end, 1),
+            ("pivot", m.a64_pivot, 8 * m.a64_pivots),
+            ("slot", m.a64_slot, 8 * m.a64_slots),
+            ("meta.end", m.a64_meta_end, 1),
+        ],
+    )?;
+    for (what, pivots, slots) in [
+        ("maple_range_64", m.r64_pivots, m.r64_slots),
+        ("maple_arange_64", m.a64_pivots, m.a64_slots),
+    ] {
+        if pivots == 0 || slots != pivots + 1 {
+            return Err(format!(
+                "{what} has {pivots} pivots and {slots} slots in the kernel's BTF (expected n and n + 1)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 struct Kernel<'a> {
@@ -449,6 +527,19 @@ mod tests {
         assert!(rename_string(&mut btf, b"comm", b"cxmm"));
         let err = layout(&btf, &[]).unwrap_err();
         assert_eq!(err, "task_struct.comm is missing from the kernel's BTF");
+    }
+
+    #[test]
+    fn an_implausible_layout_is_refused() {
+        let Some(btf) = kernel_btf() else { return };
+        let mut l = layout(&btf, &[]).expect("layout");
+        l.vma.file = l.vma.size;
+        assert!(plausible(&l)
+            .unwrap_err()
+            .starts_with("vm_area_struct.vm_file at "));
+        let mut l = layout(&btf, &[]).expect("layout");
+        l.maple.a64_pivots = 0;
+        assert!(plausible(&l).is_err());
     }
 
     #[test]

@@ -44,6 +44,9 @@ const INT80: [u8; 2] = [0xcd, 0x80];
 const NR_EXIT: u64 = 60;
 const NR_EXIT_GROUP: u64 = 231;
 
+/// Most tasks remembered for exec detection.
+const MAX_SEEN: usize = 1 << 16;
+
 /// The task each vCPU ran when last observed, by vCPU index.
 static CURRENT_TASKS: Mutex<Vec<Task>> = Mutex::new(Vec::new());
 
@@ -196,6 +199,11 @@ impl Osi {
                     changed
                 }
                 _ => {
+                    // Tasks that end without exit/exit_group (killed) stay
+                    // in the map: bound it.
+                    if seen.len() >= MAX_SEEN {
+                        seen.clear();
+                    }
                     seen.insert(
                         task.task,
                         Seen {

@@ -85,10 +85,13 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         if matches!(e.nr, nr::EXECVE | nr::EXECVEAT | nr::EXIT_GROUP) && !e.compat.get() {
             qemu_xplugin::outs(&format!("{} {text} ...\n", prefix(&e.caller)));
         }
-        pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(thread(&e.caller), text);
+        // exit and exit_group do not return.
+        if !matches!(e.nr, 60 | nr::EXIT_GROUP) || e.compat.get() {
+            pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(thread(&e.caller), text);
+        }
     })?;
     plugin.subscribe(PLUGIN, RETURN_EVENT, move |r: &mut SyscallReturn| {
         let entered = pending
