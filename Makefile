@@ -46,7 +46,7 @@ export CCACHE_NOHASHDIR := 1
 export QEMU_SYSTEM QEMU_USER QEMU_BUILD
 
 .PHONY: deps qemu-src qemu reset-qemu-src export-patches submission check-exported \
-	master-src qemu-master reset-master-src check-master \
+	master-src qemu-master reset-master-src check-master record-forms \
 	check-patches check-patches-build check-upstream rust check-rust linux-guest \
 	check-sanitizers check-asan check-tsan check-cfi \
 	lint-rust test demo bench bench-tools bench-counters clean \
@@ -105,12 +105,18 @@ reset-master-src: qemu-src
 	@$(PATCHQ) reset-master
 
 # A developer's build of the master working repo.
-qemu-master: master-src $(BUILD)/configure-args
+$(MASTER_BUILD)/config-host.mak: $(BUILD)/configure-args | master-src
 	@mkdir -p $(MASTER_BUILD)
-	test -f $(MASTER_BUILD)/config-host.mak || (cd $(MASTER_BUILD) && \
-	    eval "$(MASTER_SRC)/configure $$(cat $(BUILD)/configure-args) --disable-download")
+	cd $(MASTER_BUILD) && \
+	    eval "$(MASTER_SRC)/configure $$(cat $(BUILD)/configure-args) --disable-download"
+
+qemu-master: master-src $(MASTER_BUILD)/config-host.mak
 	ninja -C $(MASTER_BUILD) qemu-system-x86_64 qemu-x86_64 test-plugins
 	$(call link-firmware,$(MASTER_BUILD))
+
+# After a change meant to differ between the set's two forms.
+record-forms:
+	@$(PATCHQ) record-forms
 
 # What CI checks of the set on master: the same commits as the product's
 # form (by subject), each applies to master, passes checkpatch and builds

@@ -12,6 +12,8 @@
 #   submission      write the patches to send, with the sender's identity
 #   prepare-master, apply-master, reset-master: the same for the master repo
 #   check-master    the set on master: same commits, checkpatch, builds
+#   record-forms    write patches/forms.diff: how the set's two forms differ
+#   check-forms     fail if the two forms differ otherwise (also in check-patches)
 #
 # The working repository (QEMU_SRC) has this history:
 #   tag qemu-base     pristine upstream v10.2.2 (the submodule's commit, or
@@ -215,19 +217,45 @@ cmd_prepare() {
 }
 
 # Copies into the tree $1 (master) the meson subprojects it cannot download
-# offline, from the pristine 10.2.2 commit of the product's working repo,
-# after checking that both trees' wraps name the same revisions. They are
-# ignored files there (master's subprojects/.gitignore), not commits.
+# offline, from the 10.2.2 source of the product's working repo, after
+# checking that both trees describe them alike: the same .wrap (revision)
+# and the same overlay (subprojects/packagefiles/). They are ignored files
+# there (master's subprojects/.gitignore), not commits. A tree prepared
+# from a release or Debian tarball has them in its pristine commit; one
+# prepared from the qemu submodule has only the wraps, and meson may have
+# downloaded them into its working tree.
 copy_master_subprojects() {
-    local dest=$1 sp
+    local dest=$1 sp ours theirs
     git -C "$PRODUCT_SRC" rev-parse -q --verify qemu-base >/dev/null ||
         die "$PRODUCT_SRC is not prepared ('make qemu-src'): master's subprojects come from its v$QEMU_VERSION source"
     for sp in $MASTER_SUBPROJECTS; do
-        git -C "$PRODUCT_SRC" show "qemu-base:subprojects/$sp.wrap" | cmp -s - "$dest/subprojects/$sp.wrap" ||
-            die "subprojects/$sp.wrap of master differs from v$QEMU_VERSION's: its $sp is another revision (see docs/upstream.md, refreshing the master base)"
+        theirs=$(git -C "$dest" ls-tree -r master-base -- "subprojects/$sp.wrap" "subprojects/packagefiles/$sp")
+        ours=$(git -C "$PRODUCT_SRC" ls-tree -r qemu-base -- "subprojects/$sp.wrap" "subprojects/packagefiles/$sp")
+        [ -n "$theirs" ] && [ "$theirs" = "$ours" ] ||
+            die "subprojects/$sp of master is not v$QEMU_VERSION's (its .wrap or packagefiles/$sp differ): see docs/upstream.md, refreshing the master base"
         rm -rf "${dest:?}/subprojects/$sp"
-        git -C "$PRODUCT_SRC" archive qemu-base "subprojects/$sp" | tar -x -C "$dest" ||
-            die "cannot copy subprojects/$sp from $PRODUCT_SRC"
+        if git -C "$PRODUCT_SRC" cat-file -e "qemu-base:subprojects/$sp" 2>/dev/null; then
+            git -C "$PRODUCT_SRC" archive qemu-base "subprojects/$sp" | tar -x -C "$dest" ||
+                die "cannot copy subprojects/$sp from $PRODUCT_SRC"
+        elif [ -f "$PRODUCT_SRC/subprojects/$sp/meson.build" ]; then
+            cp -a "$PRODUCT_SRC/subprojects/$sp" "$dest/subprojects/" ||
+                die "cannot copy subprojects/$sp from $PRODUCT_SRC"
+        else
+            die "$PRODUCT_SRC has no subprojects/$sp (a tree from the qemu submodule, never configured?): prepare it from a release or Debian tarball (QEMU_TARBALL=..., or without the submodule), or configure it once with downloads allowed"
+        fi
+    done
+}
+
+# The copies are ignored files: 'git clean -x' or 'git stash -u' in the
+# master repo removes them. Put back whatever is missing.
+ensure_master_subprojects() {
+    local sp
+    for sp in $MASTER_SUBPROJECTS; do
+        [ -f "$QEMU_SRC/subprojects/$sp/meson.build" ] || {
+            say "subprojects/$sp is missing from $QEMU_SRC: copying it again"
+            copy_master_subprojects "$QEMU_SRC"
+            return
+        }
     done
 }
 
@@ -480,6 +508,7 @@ cmd_check_patches() {
         echo "ok   $p applies to upstream v$QEMU_VERSION (after the standalone patches before it)"
     done
     check_submission
+    check_same_set
     [ "$errors" = 0 ]
 }
 
@@ -552,8 +581,41 @@ subjects() {
 
 # The set exists twice, generated from the two working repos: in the
 # product's form (patches/interplugin/, on 10.2.2) and in upstream's
-# (patches/upstream/, on master). A change to one without the other shows
-# as a difference in their lists of subjects.
+# (patches/upstream/, on master). Both must be the same commits, in the
+# same order, with the same subjects; and their changes may differ only
+# as patches/forms.diff records (the header's path, the version instead
+# of feature macros, set_pc, test integration), so that a change made on
+# one side only fails here.
+FORMS=$PATCHES/forms.diff
+
+# The lines a patch adds and removes, each after its file's name (the
+# header's path as on master), without line numbers or context.
+changed_lines() {
+    awk '/^diff --git / { f = $4; sub(/^b\//, "", f)
+                          sub(/^include\/qemu\/qemu-plugin\.h$/, "include/plugins/qemu-plugin.h", f)
+                          indiff = 1; next }
+         !indiff { next }
+         /^(--- (a\/|\/dev\/null)|\+\+\+ (b\/|\/dev\/null))/ { next }
+         /^[-+]/ { print f ": " $0 }' "$1"
+}
+
+# What differs between the two forms, patch by patch.
+form_differences() {
+    local -a product master
+    local i
+    mapfile -t product < <(series_files | grep '^interplugin/')
+    mapfile -t master < <(master_files)
+    echo "# Differences between patches/interplugin/ (v$QEMU_VERSION) and patches/upstream/"
+    echo "# (master), per patch: '<' only on v$QEMU_VERSION, '>' only on master. Written"
+    echo "# by 'make record-forms'; 'make check-master' fails when the forms differ"
+    echo "# otherwise."
+    for i in "${!master[@]}"; do
+        echo "## patch $((i + 1)): $(subjects "$PATCHES/${master[$i]}")"
+        diff --unchanged-line-format= --old-line-format='< %L' --new-line-format='> %L' \
+            <(changed_lines "$PATCHES/${product[$i]}") <(changed_lines "$PATCHES/${master[$i]}") || true
+    done
+}
+
 check_same_set() {
     local product master
     product=$(subjects $(series_files | grep '^interplugin/' | sed "s|^|$PATCHES/|"))
@@ -564,6 +626,19 @@ check_same_set() {
         die "change both working repos ('make export-patches' exports both)"
     fi
     echo "ok   patches/interplugin/ and patches/upstream/: the same $(master_files | wc -l) commits, by subject"
+    [ -f "$FORMS" ] || die "$FORMS is missing: run 'make record-forms'"
+    local out
+    if ! out=$(diff -u "$FORMS" <(form_differences)); then
+        echo "patchq: the two forms of the set differ other than as patches/forms.diff records:" >&2
+        sed 's/^/    /' <<<"$out" | head -n 60 >&2
+        die "make the same change in the other working repo and export both; if the difference is meant, 'make record-forms' and commit patches/forms.diff"
+    fi
+    echo "ok   the two forms differ only as patches/forms.diff records"
+}
+
+cmd_record_forms() {
+    form_differences >"$FORMS"
+    say "wrote $FORMS ($(grep -c '^[<>]' "$FORMS") differing line(s))"
 }
 
 # On master: every patch of the set applies in order, passes checkpatch
@@ -610,10 +685,17 @@ cmd_check_master() {
     local cover=$PATCHES/upstream/0000-cover-letter.patch stat
     grep -qx "base-commit: $MASTER_COMMIT" "$cover" ||
         die "the cover letter's base-commit is not $MASTER_COMMIT"
-    stat=$(git -C "$wt" diff --shortstat master-base..HEAD)
-    grep -qxF "$stat" "$cover" ||
-        die "the cover letter's diffstat is not the set's:$stat"
-    echo "ok   the cover letter names base-commit ${MASTER_COMMIT:0:12} and the set's diffstat"
+    while IFS= read -r stat; do
+        grep -qxF -- "$stat" "$cover" ||
+            die "the cover letter's diffstat is not the set's ('git diff --stat=80 master-base..HEAD'): no line '$stat'"
+    done < <(git -C "$wt" diff --stat=80 master-base..HEAD)
+    while IFS= read -r stat; do
+        grep -qxF -- "  $stat" "$cover" ||
+            die "the cover letter's shortlog lacks '$stat'"
+    done < <(subjects $(master_files | sed "s|^|$PATCHES/|"))
+    grep -q "^${PLACEHOLDER_ID% <*} ($n):\$" "$cover" ||
+        die "the cover letter's shortlog does not count $n patches"
+    echo "ok   the cover letter names base-commit ${MASTER_COMMIT:0:12}, the set's diffstat and shortlog"
     echo "check-master: $n patch(es) apply to master ${MASTER_COMMIT:0:12} and build after each; checkpatch: $errors error(s), $warnings warning(s)"
     [ "$errors" = 0 ]
 }
@@ -686,15 +768,23 @@ case "${1:-}" in
     apply) cmd_apply ;;
     reset) cmd_reset ;;
     prepare-master) use_master; cmd_prepare_master ;;
-    apply-master) use_master; cmd_apply ;;
+    apply-master) use_master; ensure_master_subprojects; cmd_apply ;;
+    record-forms) use_master; cmd_record_forms ;;
+    check-forms) check_same_set ;;
     reset-master) use_master; cmd_reset ;;
     export)
+        # Both repos clean first: a failure half-way would leave patches/
+        # with one side exported.
+        for r in "$QEMU_SRC" "$MASTER_SRC"; do
+            [ ! -d "$r/.git" ] || [ -z "$(git -C "$r" status --porcelain --untracked-files=no)" ] ||
+                die "$r has uncommitted changes; commit them first (nothing exported)"
+        done
         cmd_export
         if [ -d "$MASTER_SRC/.git" ]; then
             use_master
             cmd_export
         else
-            say "no master working repo at $MASTER_SRC: patches/upstream/ left as it is"
+            say "no master working repo at $MASTER_SRC: patches/upstream/ left as it is ('make master-src' first when the set changes)"
         fi ;;
     check-exported)
         cmd_check_exported

@@ -197,11 +197,12 @@ impl std::fmt::Debug for MemAccess<'_> {
 /// [`MemAccess::hwaddr`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hwaddr {
-    /// The physical address (for I/O, the offset in the device's region).
+    /// The physical address, also for I/O (`0xfee00300` for the local
+    /// APIC's interrupt command register).
     pub addr: u64,
     /// An access to a device (MMIO), not to RAM.
     pub is_io: bool,
-    /// The device's memory region name, for I/O.
+    /// The device's name (its memory region's: `apic-msi`, `hpet`), for I/O.
     pub device: Option<String>,
 }
 
