@@ -26,9 +26,10 @@ fn prefix(caller: &Caller) -> String {
     }
 }
 
-/// The key of a thread's pending call.
-fn thread(caller: &Caller) -> (u64, u64, i32) {
-    (caller.asid, caller.thread, caller.tid)
+/// The key of a thread's pending call: a signal handler's calls may come
+/// between a call's entry and its return, at other syscall instructions.
+fn thread(caller: &Caller, pc: u64) -> (u64, u64, i32, u64) {
+    (caller.asid, caller.thread, caller.tid, pc)
 }
 
 fn call(nr: u64, compat: bool, args: &[u64; 6], path: Option<&str>) -> String {
@@ -69,7 +70,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     let wanted_too = wanted.clone();
     // The decoded call of each thread's pending syscall, for its return
     // line.
-    let pending: &'static Mutex<HashMap<(u64, u64, i32), String>> =
+    let pending: &'static Mutex<HashMap<(u64, u64, i32, u64), String>> =
         Box::leak(Box::new(Mutex::new(HashMap::new())));
 
     plugin.subscribe(PLUGIN, ENTER_EVENT, move |e: &mut SyscallEnter| {
@@ -87,17 +88,20 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         }
         // exit and exit_group do not return.
         if !matches!(e.nr, 60 | nr::EXIT_GROUP) || e.compat.get() {
-            pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(thread(&e.caller), text);
+            let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+            // Calls that never return (rt_sigreturn, execve) of threads
+            // that are gone stay: bound them.
+            if pending.len() >= 1 << 16 {
+                pending.clear();
+            }
+            pending.insert(thread(&e.caller, e.pc), text);
         }
     })?;
     plugin.subscribe(PLUGIN, RETURN_EVENT, move |r: &mut SyscallReturn| {
         let entered = pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&thread(&r.caller));
+            .remove(&thread(&r.caller, r.pc));
         if wanted_too(&r.caller) {
             let text = entered.unwrap_or_else(|| call(r.nr, r.compat.get(), &r.args, None));
             qemu_xplugin::outs(&format!(

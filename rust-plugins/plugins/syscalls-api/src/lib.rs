@@ -127,6 +127,10 @@ pub struct SyscallReturn {
     pub args: [u64; 6],
     /// The return value; a subscriber may change it.
     pub ret: i64,
+    /// Address of the `syscall` / `int 0x80` instruction (as
+    /// [`SyscallEnter::pc`]): with the thread, what matches a return to
+    /// its entry when a signal handler's calls come in between.
+    pub pc: u64,
 }
 
 /// x86_64 syscall numbers the plugins use by name.

@@ -34,6 +34,9 @@ const INT80: [u8; 2] = [0xcd, 0x80];
 const ARGS64: [&str; 6] = ["rdi", "rsi", "rdx", "r10", "r8", "r9"];
 const ARGS32: [&str; 6] = ["rbx", "rcx", "rdx", "rsi", "rdi", "rbp"];
 
+/// Most calls pending in one thread (signal handlers nested in returns).
+const MAX_NESTED: usize = 16;
+
 /// CR3 without the PCID (low 12 bits) and no-flush (bit 63) bits.
 const ASID_MASK: u64 = 0x000f_ffff_ffff_f000;
 
@@ -60,8 +63,11 @@ enum Spawn {
 struct State {
     /// Addresses right after a syscall instruction.
     return_sites: HashSet<u64>,
-    /// By (address space, thread).
-    pending: HashMap<(u64, u64), Pending>,
+    /// By thread ([`thread_key`]): the calls that entered and have not
+    /// returned, innermost last. More than one when a signal handler runs
+    /// on the way back from a call (its syscalls, then `rt_sigreturn`,
+    /// which goes back to the interrupted call's return site).
+    pending: HashMap<(u64, u64), Vec<Pending>>,
     /// Process names by address space.
     names: HashMap<u64, Comm>,
     spawn: Option<Spawn>,
@@ -221,15 +227,23 @@ fn on_entry(vcpu: &mut Vcpu, event: &Event<SyscallEnter>, compat: bool, pc: u64)
                 _ => {}
             }
         }
-        state.pending.insert(
-            key,
-            Pending {
-                return_pc: pc + 2,
-                compat,
-                nr,
-                args: data.args,
-            },
-        );
+        let calls = state.pending.entry(key).or_default();
+        // The kernel restarts an interrupted call by running its syscall
+        // instruction again: the same call, not a nested one.
+        if let Some(top) = calls.last() {
+            if top.return_pc == pc + 2 && top.nr == nr && top.args == data.args {
+                calls.pop();
+            }
+        }
+        if calls.len() >= MAX_NESTED {
+            calls.remove(0);
+        }
+        calls.push(Pending {
+            return_pc: pc + 2,
+            compat,
+            nr,
+            args: data.args,
+        });
     });
     Ok(())
 }
@@ -238,9 +252,18 @@ fn on_return(vcpu: &mut Vcpu, event: &Event<SyscallReturn>, pc: u64) -> Result<(
     let mut caller = current(vcpu)?;
     let pending = with_state(|state| {
         let key = thread_key(&caller);
-        match state.pending.get(&key) {
-            Some(p) if p.return_pc == pc => state.pending.remove(&key),
-            _ => {
+        let calls = state.pending.get_mut(&key);
+        // The innermost call returning here; the ones entered after it never
+        // returned (rt_sigreturn, a failed handler's calls).
+        match calls.and_then(|c| Some((c.iter().rposition(|p| p.return_pc == pc)?, c))) {
+            Some((at, calls)) => {
+                let call = calls.drain(at..).next();
+                if calls.is_empty() {
+                    state.pending.remove(&key);
+                }
+                call
+            }
+            None => {
                 if let Some(Spawn::Fork { from, name }) = state.spawn {
                     if from != caller.asid && caller.pid < 0 {
                         // A fork's child, returning from the parent's call.
@@ -269,6 +292,7 @@ fn on_return(vcpu: &mut Vcpu, event: &Event<SyscallReturn>, pc: u64) -> Result<(
         nr: pending.nr,
         args: pending.args,
         ret,
+        pc: pending.return_pc - 2,
     };
     event.fire(vcpu, &mut data);
     if data.ret != ret {
