@@ -26,9 +26,13 @@ fn prefix(caller: &Caller) -> String {
     }
 }
 
-/// The key of a thread's pending call: a signal handler's calls may come
-/// between a call's entry and its return, at other syscall instructions.
-fn thread(caller: &Caller, pc: u64) -> (u64, u64, i32, u64) {
+/// A thread's pending call: address space, TLS base, thread id, and the
+/// syscall instruction (a signal handler's calls may come between a call's
+/// entry and its return, at other instructions).
+type CallKey = (u64, u64, i32, u64);
+
+/// The key of a thread's pending call.
+fn thread(caller: &Caller, pc: u64) -> CallKey {
     (caller.asid, caller.thread, caller.tid, pc)
 }
 
@@ -70,7 +74,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     let wanted_too = wanted.clone();
     // The decoded call of each thread's pending syscall, for its return
     // line.
-    let pending: &'static Mutex<HashMap<(u64, u64, i32, u64), String>> =
+    let pending: &'static Mutex<HashMap<CallKey, String>> =
         Box::leak(Box::new(Mutex::new(HashMap::new())));
 
     plugin.subscribe(PLUGIN, ENTER_EVENT, move |e: &mut SyscallEnter| {
