@@ -21,13 +21,13 @@ fn kernel_arg() -> String {
     format!("kernel={}", Qemu::linux_kernel().display())
 }
 
-/// A boot with every plugin: the process tree at the exec of `ps` with
-/// the mappings of `ps`, and every syscall.
+/// A boot with every plugin: the process tree at the exec of `ps` (with
+/// the mappings of `ps` and `kids`) and at exit, and every syscall.
 fn boot_with_osi(vcpus: u32) -> Run {
     let _one_at_a_time = BOOT.lock().unwrap_or_else(|e| e.into_inner());
     Qemu::linux(vcpus)
         .plugin(&format!("osi,{}", kernel_arg()))
-        .plugin("ps,at=exec,proc=ps,maps=ps,maps=kids")
+        .plugin("ps,at=both,proc=ps,maps=ps,maps=kids")
         .plugin("syscalls")
         .plugin("strace")
         .run()
@@ -127,7 +127,9 @@ fn plugin_ps(run: &Run) -> Tree {
     let mut tasks = BTreeMap::new();
     let mut threads = Vec::new();
     let mut maps = Vec::new();
-    for l in lines.take_while(|l| l.starts_with("ps: ") && !l.starts_with("ps: exec of")) {
+    for l in lines.take_while(|l| {
+        l.starts_with("ps: ") && !l.starts_with("ps: exec of") && !l.starts_with("ps: at exit")
+    }) {
         let body = &l["ps: ".len()..];
         if let Some(map) = body.strip_prefix("maps ") {
             maps.push(map.to_owned());
@@ -356,6 +358,18 @@ fn check_workload_with_osi(run: &Run, vcpus: u32) {
         .filter(|m| m.starts_with(&format!("{pid} ")))
         .count();
     assert!(kids_maps >= 10, "kids' mappings:\n{maps:#?}");
+
+    // The tree at exit: osi's last refresh, at the exec of poweroff.
+    let at_exit: Vec<&str> = run
+        .log
+        .lines()
+        .skip_while(|l| !l.starts_with("ps: at exit: "))
+        .collect();
+    assert!(
+        at_exit.iter().any(|l| l.ends_with(" poweroff")),
+        "no poweroff in the tree at exit:\n{}",
+        run.log
+    );
 
     // The report at exit.
     let report = run
