@@ -543,6 +543,17 @@ mod tests {
     }
 
     #[test]
+    fn an_elf_without_btf() {
+        // This test's own executable: an ELF, built without BTF.
+        let exe = std::env::current_exe().expect("the test executable");
+        let err = btf_bytes(exe.to_str().expect("a UTF-8 path")).unwrap_err();
+        assert!(
+            err.ends_with("the kernel has no .BTF section (built without CONFIG_DEBUG_INFO_BTF)"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn not_a_kernel() {
         assert!(raw_btf(b"hello".to_vec()).unwrap_err().contains("neither"));
         assert!(btf_bytes("/nonexistent/vmlinuz")
