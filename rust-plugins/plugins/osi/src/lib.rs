@@ -155,7 +155,7 @@ impl Osi {
     }
 
     /// Observes the vCPU: who runs, whether it changed, whether it started
-    /// a new program. `syscall_nr` on a syscall's entry.
+    /// a new program.
     fn observe(&self, vcpu: &Vcpu) -> Result<()> {
         let mem = VcpuMem(vcpu);
         let reader = self.reader(&mem);
