@@ -225,14 +225,23 @@ cmd_prepare() {
 # prepared from the qemu submodule has only the wraps, and meson may have
 # downloaded them into its working tree.
 copy_master_subprojects() {
-    local dest=$1 sp ours theirs
+    local dest=$1 sp mode type blob path rel have
     git -C "$PRODUCT_SRC" rev-parse -q --verify qemu-base >/dev/null ||
         die "$PRODUCT_SRC is not prepared ('make qemu-src'): master's subprojects come from its v$QEMU_VERSION source"
     for sp in $MASTER_SUBPROJECTS; do
-        theirs=$(git -C "$dest" ls-tree -r master-base -- "subprojects/$sp.wrap" "subprojects/packagefiles/$sp")
-        ours=$(git -C "$PRODUCT_SRC" ls-tree -r qemu-base -- "subprojects/$sp.wrap" "subprojects/packagefiles/$sp")
-        [ -n "$theirs" ] && [ "$theirs" = "$ours" ] ||
-            die "subprojects/$sp of master is not v$QEMU_VERSION's (its .wrap or packagefiles/$sp differ): see docs/upstream.md, refreshing the master base"
+        [ "$(git -C "$dest" rev-parse -q --verify "master-base:subprojects/$sp.wrap")" = \
+          "$(git -C "$PRODUCT_SRC" rev-parse -q --verify "qemu-base:subprojects/$sp.wrap")" ] ||
+            die "subprojects/$sp.wrap of master is not v$QEMU_VERSION's: see docs/upstream.md, refreshing the master base"
+        # Each file of master's overlay, as v10.2.2 has it: in its own
+        # packagefiles/ (a git tree), or applied in the subproject (a
+        # release tarball).
+        while read -r mode type blob path; do
+            rel=${path#subprojects/packagefiles/$sp/}
+            have=$(git -C "$PRODUCT_SRC" rev-parse -q --verify "qemu-base:subprojects/packagefiles/$sp/$rel" ||
+                   git -C "$PRODUCT_SRC" rev-parse -q --verify "qemu-base:subprojects/$sp/$rel" || true)
+            [ "$have" = "$blob" ] ||
+                die "$path of master is not v$QEMU_VERSION's: see docs/upstream.md, refreshing the master base"
+        done < <(git -C "$dest" ls-tree -r master-base -- "subprojects/packagefiles/$sp")
         rm -rf "${dest:?}/subprojects/$sp"
         if git -C "$PRODUCT_SRC" cat-file -e "qemu-base:subprojects/$sp" 2>/dev/null; then
             git -C "$PRODUCT_SRC" archive qemu-base "subprojects/$sp" | tar -x -C "$dest" ||

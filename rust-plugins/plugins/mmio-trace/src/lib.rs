@@ -1,6 +1,7 @@
 //! Logs the guest's accesses to devices (memory-mapped I/O), with the
-//! device's name, as PANDA's `mmio_after_read`/`mmio_before_write`
-//! callbacks would see them.
+//! device's name: what PANDA's `mmio_after_read`/`mmio_after_write`
+//! callbacks see. Like every memory callback it runs after the access;
+//! it cannot change the value.
 //!
 //! `-plugin libmmio_trace.so[,device=NAME][,log=on|off]` (system
 //! emulation): every load and store that QEMU sends to a device rather
@@ -33,6 +34,8 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     let counts: Arc<Mutex<BTreeMap<String, Counts>>> = Arc::default();
     let counted = counts.clone();
     let hook = plugin.mem_hook(RegAccess::None, MemRw::ReadWrite, move |vcpu, access| {
+        // None: user mode, or QEMU could not look the access up again (its
+        // TLB entry was flushed by the access itself); not counted.
         let Some(hwaddr) = access.hwaddr() else {
             return Ok(());
         };
