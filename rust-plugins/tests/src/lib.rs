@@ -191,6 +191,12 @@ impl Qemu {
     /// a busybox initramfs running `rust-plugins/guests/linux/init`); the
     /// serial console is the guest's output.
     pub fn linux(vcpus: u32) -> Self {
+        Self::linux_with(vcpus, None, "")
+    }
+
+    /// [`Qemu::linux`] with CPU model `cpu` (`-cpu`; QEMU's default when
+    /// None) and `cmdline` appended to the kernel's command line.
+    pub fn linux_with(vcpus: u32, cpu: Option<&str>, cmdline: &str) -> Self {
         let dir = std::env::var_os("LINUX_GUEST_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| top().join("build/linux"));
@@ -205,7 +211,11 @@ impl Qemu {
             .arg(kernel)
             .arg("-initrd")
             .arg(initrd)
-            .args(["-append", "console=ttyS0 quiet panic=-1"])
+            .args([
+                "-append",
+                &format!("console=ttyS0 quiet panic=-1 {cmdline}"),
+            ])
+            .args(cpu.map(|cpu| ["-cpu", cpu]).into_iter().flatten())
             .arg("-serial")
             .arg(format!("file:{}", output.0.display()));
         Self {

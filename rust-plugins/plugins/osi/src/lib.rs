@@ -19,13 +19,22 @@
 //! walks `task_struct.tasks` (which goes through `init_task`) for the
 //! process list.
 //!
+//! Reads go through the vCPU's current page table; under page table
+//! isolation (KPTI), whose user page table maps neither the per-CPU areas
+//! nor the `task_struct`s, a read that fails there goes through the
+//! kernel's page table instead (walked by [`paging`], read physically).
+//! With 5-level paging (`CR4.LA57`) the kernel's half of the address space
+//! starts at `0xff00...`, not `0xffff_8...`.
+//!
 //! Load `osi` before `syscalls` on the command line: its callbacks then
 //! run first on the same instruction, and `syscalls` finds it.
 
 pub mod btf;
+pub mod paging;
 pub mod reader;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use osi_api::{
@@ -35,7 +44,7 @@ use osi_api::{
 use qemu_xplugin::{Args, Event, Install, Reg, RegAccess, Result, Vcpu};
 
 use crate::btf::Layout;
-use crate::reader::{kernel_ptr, Failures, Mem, Reader};
+use crate::reader::{kernel_ptr, Failures, Mem, NoCurrent, Reader};
 
 /// `syscall` and `int 0x80`.
 const SYSCALL: [u8; 2] = [0x0f, 0x05];
@@ -95,12 +104,56 @@ extern "C" fn osi_mapping(tgid: i32, index: u32) -> Mapping {
         .unwrap_or_default()
 }
 
-/// Guest memory through the vCPU of a callback.
-struct VcpuMem<'a>(&'a Vcpu);
+/// Guest memory through the vCPU of a callback: its current page table,
+/// else the kernel's (KPTI).
+struct VcpuMem<'a> {
+    vcpu: &'a Vcpu,
+    /// The kernel's page table (physical) when the current one may be
+    /// KPTI's user page table (CR3 bit 12 set): CR3 with bit 12 cleared.
+    kernel_root: Option<u64>,
+    /// 5-level paging.
+    la57: bool,
+    /// Reads that went through `kernel_root`.
+    walked: std::cell::Cell<u64>,
+}
+
+impl<'a> VcpuMem<'a> {
+    fn new(vcpu: &'a Vcpu, cr3: u64, la57: bool) -> Self {
+        Self {
+            vcpu,
+            kernel_root: (cr3 & paging::PTI_USER_BIT != 0)
+                .then_some(cr3 & paging::ADDR_MASK & !paging::PTI_USER_BIT),
+            la57,
+            walked: std::cell::Cell::new(0),
+        }
+    }
+}
 
 impl Mem for VcpuMem<'_> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        self.0.read_memory_into(addr, buf).is_ok()
+        if self.vcpu.read_memory_into(addr, buf).is_ok() {
+            return true;
+        }
+        match self.kernel_root {
+            Some(root) => {
+                let ok = paging::read(self, root, self.la57, addr, buf);
+                self.walked.set(self.walked.get() + u64::from(ok));
+                ok
+            }
+            None => false,
+        }
+    }
+}
+
+impl paging::Phys for VcpuMem<'_> {
+    fn read_phys(&self, addr: u64, buf: &mut [u8]) -> bool {
+        match self.vcpu.read_physical(addr, buf.len()) {
+            Ok(bytes) if bytes.len() == buf.len() => {
+                buf.copy_from_slice(&bytes);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -116,6 +169,8 @@ struct Osi {
     /// Tasks seen, by `task_struct` address.
     seen: Mutex<HashMap<u64, Seen>>,
     cs: Reg<u32>,
+    cr3: Reg<u64>,
+    cr4: Reg<u64>,
     gs_base: Reg<u64>,
     k_gs_base: Reg<u64>,
     rax: Reg<u64>,
@@ -126,15 +181,53 @@ struct Osi {
     switch: Event<TaskSwitch>,
     /// Events fired, for the report.
     counts: [std::sync::atomic::AtomicU64; 3],
+    /// Whether the first failed read of the current task was reported.
+    warned: AtomicBool,
+    /// Whether the first read through the kernel's page table (KPTI), and
+    /// 5-level paging, were reported.
+    noted_kpti: AtomicBool,
+    noted_la57: AtomicBool,
+    /// Reads through the kernel's page table, for the report.
+    walked: std::sync::atomic::AtomicU64,
 }
 
 impl Osi {
-    fn reader<'a, M: Mem>(&'a self, mem: &'a M) -> Reader<'a, M> {
+    fn reader<'a, M: Mem>(&'a self, mem: &'a M, la57: bool) -> Reader<'a, M> {
         Reader {
             mem,
             layout: &self.layout,
             failures: &self.failures,
+            la57,
         }
+    }
+
+    /// Says once, in the log, why the current task cannot be read: until
+    /// it can, every syscall is attributed to `?`.
+    fn warn_no_current(&self, why: NoCurrent, cr3: u64, mem: &VcpuMem<'_>) {
+        if self.warned.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let paging = if mem.la57 { "5-level" } else { "4-level" };
+        let cause = match why {
+            NoCurrent::Base(base) => format!(
+                "the per-CPU base (GS base / KERNEL_GS_BASE) {base:#x} is not a kernel address"
+            ),
+            NoCurrent::Unreadable(at) => match mem.kernel_root {
+                Some(root) => format!(
+                    "the per-CPU variable at {at:#x} is mapped neither by the current page table nor by the kernel's (KPTI) at {root:#x}"
+                ),
+                None => format!(
+                    "the per-CPU variable at {at:#x} is not mapped by the current page table (and CR3 is not a KPTI user page table)"
+                ),
+            },
+            NoCurrent::NotAPointer(value) => format!(
+                "{} (per-CPU offset {:#x}) holds {value:#x}, not a task pointer: the offset does not fit the running kernel (not the kernel= one?)",
+                self.layout.current_task_name, self.layout.current_task
+            ),
+        };
+        tracing::warn!(
+            "cannot read the current task (CR3 {cr3:#x}, {paging} paging): {cause}; syscalls are attributed to an unknown task until it can (counted as failed current-task reads in the report at exit)"
+        );
     }
 
     fn count(&self, which: usize) {
@@ -143,11 +236,11 @@ impl Osi {
 
     /// The per-CPU base: `gs_base` in kernel mode (unless the kernel has
     /// not done its `swapgs` yet), `k_gs_base` in user mode.
-    fn percpu_base(&self, vcpu: &Vcpu) -> Result<(u64, bool)> {
+    fn percpu_base(&self, vcpu: &Vcpu, la57: bool) -> Result<(u64, bool)> {
         let user = vcpu.read(self.cs)? & 3 == 3;
         let gs = vcpu.read(self.gs_base)?;
         let kgs = vcpu.read(self.k_gs_base)?;
-        Ok(if user || !kernel_ptr(gs) {
+        Ok(if user || !kernel_ptr(gs, la57) {
             (kgs, user)
         } else {
             (gs, user)
@@ -157,13 +250,30 @@ impl Osi {
     /// Observes the vCPU: who runs, whether it changed, whether it started
     /// a new program.
     fn observe(&self, vcpu: &Vcpu) -> Result<()> {
-        let mem = VcpuMem(vcpu);
-        let reader = self.reader(&mem);
-        let (base, user) = self.percpu_base(vcpu)?;
+        let cr3 = vcpu.read(self.cr3)?;
+        let la57 = vcpu.read(self.cr4)? & paging::CR4_LA57 != 0;
+        let mem = VcpuMem::new(vcpu, cr3, la57);
+        let reader = self.reader(&mem, la57);
+        let (base, user) = self.percpu_base(vcpu, la57)?;
         let mut task = match reader.current(base) {
-            Some(addr) => reader.task(addr),
-            None => Task::default(),
+            Ok(addr) => reader.task(addr),
+            Err(why) => {
+                self.warn_no_current(why, cr3, &mem);
+                Task::default()
+            }
         };
+        if la57 && !self.noted_la57.swap(true, Ordering::Relaxed) {
+            tracing::info!("5-level paging (CR4.LA57)");
+        }
+        if mem.walked.get() > 0 {
+            self.walked.fetch_add(mem.walked.get(), Ordering::Relaxed);
+            if !self.noted_kpti.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    "CR3 {cr3:#x} does not map the kernel (KPTI's user page table): reading it through the kernel's page table at {:#x}",
+                    mem.kernel_root.unwrap_or_default()
+                );
+            }
+        }
         tracing::trace!("observed pid {} {}", task.pid, task.name());
         task.flags |= if user {
             flags::USER_MODE
@@ -343,6 +453,8 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         failures: Failures::default(),
         seen: Mutex::new(HashMap::new()),
         cs: plugin.register("cs"),
+        cr3: plugin.register("cr3"),
+        cr4: plugin.register("cr4"),
         gs_base: plugin.register("gs_base"),
         k_gs_base: plugin.register("k_gs_base"),
         rax: plugin.register("rax"),
@@ -352,6 +464,10 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         exit: plugin.create_event(EXIT_EVENT)?,
         switch: plugin.create_event(SWITCH_EVENT)?,
         counts: Default::default(),
+        warned: AtomicBool::new(false),
+        noted_kpti: AtomicBool::new(false),
+        noted_la57: AtomicBool::new(false),
+        walked: Default::default(),
     });
 
     // Observation points: the start of every block that contains a
@@ -400,10 +516,11 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     plugin.on_exit(move |_| {
         let get = |i: usize| osi.counts[i].load(std::sync::atomic::Ordering::Relaxed);
         qemu_xplugin::outs(&format!(
-            "osi: {} exec, {} exit, {} task-switch events; {}\n",
+            "osi: {} exec, {} exit, {} task-switch events; {} reads through the kernel's page table (KPTI); {}\n",
             get(0),
             get(1),
             get(2),
+            osi.walked.load(Ordering::Relaxed),
             osi.failures.report()
         ));
     });

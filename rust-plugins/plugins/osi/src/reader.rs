@@ -79,9 +79,32 @@ impl Failures {
     }
 }
 
-/// Whether `addr` can be a kernel pointer (x86_64: the upper half).
-pub fn kernel_ptr(addr: u64) -> bool {
-    addr >= 0xffff_8000_0000_0000 && addr != u64::MAX
+/// Lowest kernel address with 4-level paging (48-bit virtual addresses).
+pub const KERNEL_START: u64 = 0xffff_8000_0000_0000;
+/// Lowest kernel address with 5-level paging (`CR4.LA57`: 57-bit virtual
+/// addresses; the direct map and per-CPU areas are at `0xff11...`).
+pub const KERNEL_START_LA57: u64 = 0xff00_0000_0000_0000;
+
+/// Whether `addr` can be a kernel pointer: the upper half of the
+/// address space (larger with 5-level paging, `la57`).
+pub fn kernel_ptr(addr: u64, la57: bool) -> bool {
+    let start = if la57 {
+        KERNEL_START_LA57
+    } else {
+        KERNEL_START
+    };
+    addr >= start && addr != u64::MAX
+}
+
+/// Why the current task could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoCurrent {
+    /// The per-CPU base is not a kernel address.
+    Base(u64),
+    /// The per-CPU variable at this address is unreadable.
+    Unreadable(u64),
+    /// It holds this, which is not a kernel pointer.
+    NotAPointer(u64),
 }
 
 /// Reads the kernel through `mem` with `layout`, counting failures.
@@ -92,16 +115,28 @@ pub struct Reader<'a, M: Mem> {
     pub layout: &'a Layout,
     /// Failure counters.
     pub failures: &'a Failures,
+    /// 5-level paging (`CR4.LA57`): the kernel's half is larger.
+    pub la57: bool,
 }
 
 impl<M: Mem> Reader<'_, M> {
+    fn kernel_ptr(&self, addr: u64) -> bool {
+        kernel_ptr(addr, self.la57)
+    }
+
     /// The current task pointer of the CPU whose per-CPU base is `base`.
-    pub fn current(&self, base: u64) -> Option<u64> {
-        let task = kernel_ptr(base)
-            .then(|| self.mem.u64(base.wrapping_add(self.layout.current_task)))
-            .flatten()
-            .filter(|&t| kernel_ptr(t));
-        if task.is_none() {
+    pub fn current(&self, base: u64) -> Result<u64, NoCurrent> {
+        let task = if !self.kernel_ptr(base) {
+            Err(NoCurrent::Base(base))
+        } else {
+            let at = base.wrapping_add(self.layout.current_task);
+            match self.mem.u64(at) {
+                None => Err(NoCurrent::Unreadable(at)),
+                Some(t) if !self.kernel_ptr(t) => Err(NoCurrent::NotAPointer(t)),
+                Some(t) => Ok(t),
+            }
+        };
+        if task.is_err() {
             Failures::count(&self.failures.current);
         }
         task
@@ -122,7 +157,7 @@ impl<M: Mem> Reader<'_, M> {
     }
 
     fn try_task(&self, addr: u64) -> Option<Task> {
-        if !kernel_ptr(addr) {
+        if !self.kernel_ptr(addr) {
             return None;
         }
         let t = &self.layout.task;
@@ -153,7 +188,7 @@ impl<M: Mem> Reader<'_, M> {
         }
         let task_flags = u32_at(t.flags);
         let parent = u64_at(t.real_parent);
-        let ppid = if kernel_ptr(parent) {
+        let ppid = if self.kernel_ptr(parent) {
             self.mem.i32(parent + t.tgid).unwrap_or(-1)
         } else {
             -1
@@ -176,7 +211,7 @@ impl<M: Mem> Reader<'_, M> {
     /// The `mm` of the parent of task `addr`.
     pub fn parent_mm(&self, addr: u64) -> Option<u64> {
         let parent = self.mem.u64(addr + self.layout.task.real_parent)?;
-        kernel_ptr(parent)
+        self.kernel_ptr(parent)
             .then(|| self.mem.u64(parent + self.layout.task.mm))
             .flatten()
     }
@@ -199,7 +234,7 @@ impl<M: Mem> Reader<'_, M> {
         let mut at = head;
         loop {
             let next = self.mem.u64(at)?;
-            if !kernel_ptr(next) {
+            if !self.kernel_ptr(next) {
                 return None;
             }
             if next == head {
@@ -221,7 +256,7 @@ impl<M: Mem> Reader<'_, M> {
     pub fn all_tasks(&self, from: u64) -> Option<Vec<Task>> {
         let walk = || -> Option<Vec<Task>> {
             let leader = self.mem.u64(from + self.layout.task.group_leader)?;
-            if !kernel_ptr(leader) {
+            if !self.kernel_ptr(leader) {
                 return None;
             }
             let t = &self.layout.task;
@@ -252,7 +287,10 @@ impl<M: Mem> Reader<'_, M> {
     fn threads(&self, leader: u64) -> Option<Vec<u64>> {
         let threads = match self.layout.task.threads {
             Threads::SignalHead { signal, head, node } => {
-                let signal = self.mem.u64(leader + signal).filter(|&s| kernel_ptr(s));
+                let signal = self
+                    .mem
+                    .u64(leader + signal)
+                    .filter(|&s| self.kernel_ptr(s));
                 signal.and_then(|s| self.list(s + head, node, MAX_THREADS, false))
             }
             Threads::ThreadGroup { node } => self.list(leader + node, node, MAX_THREADS, true),
@@ -268,12 +306,12 @@ impl<M: Mem> Reader<'_, M> {
     /// into spaces, at most `max` bytes.
     pub fn argv(&self, mm: u64, max: usize) -> Option<Vec<u8>> {
         let read = || -> Option<Vec<u8>> {
-            if !kernel_ptr(mm) {
+            if !self.kernel_ptr(mm) {
                 return None;
             }
             let start = self.mem.u64(mm + self.layout.mm.arg_start)?;
             let end = self.mem.u64(mm + self.layout.mm.arg_end)?;
-            if end <= start || kernel_ptr(start) {
+            if end <= start || self.kernel_ptr(start) {
                 return None;
             }
             let len = ((end - start) as usize).min(max);
@@ -310,7 +348,7 @@ impl<M: Mem> Reader<'_, M> {
     }
 
     fn try_mappings(&self, mm: u64) -> Option<Vec<Mapping>> {
-        if !kernel_ptr(mm) {
+        if !self.kernel_ptr(mm) {
             return None;
         }
         let root = self.mem.u64(mm + self.layout.mm.mt_root)?;
@@ -397,7 +435,7 @@ impl<M: Mem> Reader<'_, M> {
     ) -> Option<()> {
         let node = entry & !0xff;
         *nodes += 1;
-        if !kernel_ptr(node) || depth > MAX_DEPTH || *nodes > MAX_NODES || !seen.insert(node) {
+        if !self.kernel_ptr(node) || depth > MAX_DEPTH || *nodes > MAX_NODES || !seen.insert(node) {
             return None;
         }
         let m = &self.layout.maple;
@@ -470,7 +508,7 @@ impl<M: Mem> Reader<'_, M> {
 
     fn maple_leaf_entry(&self, entry: u64, out: &mut Vec<u64>) -> Option<()> {
         match entry & 3 {
-            0 if kernel_ptr(entry) && entry & 7 == 0 => out.push(entry),
+            0 if self.kernel_ptr(entry) && entry & 7 == 0 => out.push(entry),
             // XA_ZERO_ENTRY and other reserved values: no VMA.
             2 if entry <= 4096 => {}
             _ => {
@@ -492,13 +530,13 @@ impl<M: Mem> Reader<'_, M> {
     }
 
     fn try_file_path(&self, file: u64) -> Option<String> {
-        if !kernel_ptr(file) {
+        if !self.kernel_ptr(file) {
             return None;
         }
         let mut dentry = self.mem.u64(file + self.layout.file_dentry)?;
         let mut parts: Vec<String> = Vec::new();
         for _ in 0..MAX_COMPONENTS {
-            if !kernel_ptr(dentry) {
+            if !self.kernel_ptr(dentry) {
                 return None;
             }
             let parent = self.mem.u64(dentry + self.layout.dentry_parent)?;
@@ -515,7 +553,7 @@ impl<M: Mem> Reader<'_, M> {
 
     /// A NUL-terminated string of at most `max` bytes.
     fn c_string(&self, addr: u64, max: usize) -> Option<String> {
-        if !kernel_ptr(addr) {
+        if !self.kernel_ptr(addr) {
             return None;
         }
         let mut out = Vec::new();
@@ -667,6 +705,7 @@ mod tests {
             mem,
             layout,
             failures,
+            la57: false,
         }
     }
 
@@ -724,8 +763,12 @@ mod tests {
         let t = r.task(K + 0x5000);
         assert!(!t.is_known());
         assert_eq!((t.pid, t.tgid, t.ppid, t.name()), (-1, -1, -1, "?".into()));
-        assert_eq!(r.current(0x1234), None, "a per-CPU base in user space");
-        assert_eq!(r.current(K), None, "unreadable");
+        assert_eq!(
+            r.current(0x1234),
+            Err(NoCurrent::Base(0x1234)),
+            "a per-CPU base in user space"
+        );
+        assert_eq!(r.current(K), Err(NoCurrent::Unreadable(K + 0x10)));
         assert_eq!(f.task.load(Ordering::Relaxed), 1);
         assert_eq!(f.current.load(Ordering::Relaxed), 2);
     }
