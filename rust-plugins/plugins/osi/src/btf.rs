@@ -13,10 +13,29 @@ use object::{Object, ObjectSection};
 /// An error at start-up: a message for the user.
 pub type Error = String;
 
-/// x86_64 per-CPU variables are linked at 0 in `.data..percpu`: a
-/// variable's offset in that section is its offset from a CPU's per-CPU
-/// base (`gs`).
+/// x86_64 per-CPU variables are linked at 0 in `.data..percpu` (up to
+/// Linux 6.14): a variable's offset in that section is its offset from a
+/// CPU's per-CPU base (`gs`).
 const PERCPU_SECTION: &str = ".data..percpu";
+
+/// Refuses a kernel whose `.data..percpu` section is not linked at 0
+/// (`addr`: its address, when the kernel is an ELF). Since Linux 6.15
+/// (9d7de2aa8b41, "x86/percpu/64: Use relative percpu offsets") x86_64
+/// links per-CPU variables at their kernel address like any other; `gs`
+/// holds the CPU's area minus `__per_cpu_start`, so `current_task` is at
+/// `gs` plus its KASLR-shifted address, which `osi` does not know (it
+/// would need the KASLR slide). Its BTF offsets are still from the start
+/// of the section, so without this check `osi` would read the wrong word.
+pub fn percpu_linked_at_zero(addr: Option<u64>) -> Result<(), Error> {
+    match addr {
+        Some(addr) if addr != 0 => Err(format!(
+            "the kernel links its per-CPU variables at {addr:#x}, not 0 (section {PERCPU_SECTION}): \
+             relative per-CPU offsets (Linux 6.15 and later), where the current task is not at a \
+             fixed offset from the per-CPU base; osi does not support them"
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Offsets (bytes) of everything `osi` reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,6 +178,7 @@ fn raw_btf(data: Vec<u8>) -> Result<Vec<u8>, Error> {
     }
     if data.starts_with(b"\x7fELF") {
         let elf = object::File::parse(&*data).map_err(|e| format!("not a valid ELF: {e}"))?;
+        percpu_linked_at_zero(elf.section_by_name(PERCPU_SECTION).map(|s| s.address()))?;
         let section = elf
             .section_by_name(".BTF")
             .ok_or("the kernel has no .BTF section (built without CONFIG_DEBUG_INFO_BTF)")?;
@@ -540,6 +560,17 @@ mod tests {
         let mut l = layout(&btf, &[]).expect("layout");
         l.maple.a64_pivots = 0;
         assert!(plausible(&l).is_err());
+    }
+
+    #[test]
+    fn per_cpu_variables_linked_elsewhere_than_0_are_refused() {
+        assert_eq!(percpu_linked_at_zero(None), Ok(()));
+        assert_eq!(percpu_linked_at_zero(Some(0)), Ok(()));
+        let err = percpu_linked_at_zero(Some(0xffff_ffff_8340_0000)).unwrap_err();
+        assert!(err.contains("at 0xffffffff83400000, not 0"), "{err}");
+        assert!(err.contains("Linux 6.15"), "{err}");
+        // The test kernel (6.1) links them at 0: btf_bytes accepts it.
+        let _ = kernel_btf();
     }
 
     #[test]

@@ -221,7 +221,7 @@ impl Osi {
                 ),
             },
             NoCurrent::NotAPointer(value) => format!(
-                "{} (per-CPU offset {:#x}) holds {value:#x}, not a task pointer: the offset does not fit the running kernel (not the kernel= one?)",
+                "{} (per-CPU offset {:#x}) holds {value:#x}, not a task pointer: the offset does not fit the running kernel (not the kernel= one, or Linux 6.15+ with relative per-CPU offsets, which osi refuses when kernel= is an image but cannot tell from a BTF blob)",
                 self.layout.current_task_name, self.layout.current_task
             ),
         };
