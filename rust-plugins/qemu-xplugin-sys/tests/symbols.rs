@@ -92,3 +92,9 @@ fn backported_features_are_advertised() {
     assert_eq!(sys::QEMU_PLUGIN_HAS_SYSCALL_FILTER, 1);
     assert_eq!(sys::qemu_plugin_cb_flags::QEMU_PLUGIN_CB_RW_REGS_PC.0, 3);
 }
+
+#[test]
+fn the_asid_feature_is_advertised() {
+    use qemu_xplugin_sys as sys;
+    assert_eq!(sys::QEMU_PLUGIN_HAS_ASID, 1);
+}

@@ -103,6 +103,17 @@ pub struct Discontinuity {
     pub to: u64,
 }
 
+/// A vCPU switched address spaces: [`Install::on_asid_change`]. An
+/// address space ID is the value that selects the vCPU's page tables
+/// (x86: CR3, whole), as [`Vcpu::asid`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsidChange {
+    /// The address space ID the vCPU leaves.
+    pub old: u64,
+    /// The one it enters, already in effect.
+    pub new: u64,
+}
+
 /// The plugin being installed: register callbacks, hooks, exports and
 /// events here. Hooks made here are attached to blocks and instructions
 /// later, from the translation callback. Only the SDK makes one, on a
@@ -357,6 +368,47 @@ impl Install {
                     plugin_id(),
                     sys::qemu_plugin_discon_type::QEMU_PLUGIN_DISCON_ALL,
                     Some(trampolines::discontinuity),
+                )
+            }
+        }
+    }
+
+    /// Runs `f` every time a vCPU switches to another address space
+    /// (system mode; x86: a load of CR3 with a value other than the
+    /// current one; reloading the same value is not a switch), right
+    /// after the switch, on the vCPU's thread while it runs guest code.
+    /// QEMU reports no switch in user mode, nor on targets without address
+    /// space IDs, nor one made outside guest code (a debugger, a CPU
+    /// reset, a plugin writing CR3 from a vCPU init callback).
+    ///
+    /// `f` runs in the middle of the instruction that switched, where
+    /// QEMU's copy of the registers is not up to date: its `&Vcpu` has no
+    /// register access ([`RegAccess::None`]; a read is an error of kind
+    /// [`crate::ErrorKind::NotAllowed`]) and cannot write memory or
+    /// redirect. It may call [`Vcpu::asid`] and [`Vcpu::is_kernel_mode`],
+    /// read memory (through the new page tables) and read and add to
+    /// counters (it runs inside guest code). To read registers after a
+    /// switch, do it in the vCPU's next block (a hook made with
+    /// [`Install::exec_hook`], e.g. conditional on a counter `f` sets).
+    ///
+    /// ```compile_fail
+    /// fn install(plugin: &mut qemu_xplugin::Install) {
+    ///     // The `Vcpu` is lent immutably: no memory write, no redirect.
+    ///     plugin.on_asid_change(|vcpu, _| vcpu.write_memory(0x1000, &[0]));
+    /// }
+    /// ```
+    pub fn on_asid_change(
+        &mut self,
+        f: impl Fn(&Vcpu, &AsidChange) -> Result<()> + Send + Sync + 'static,
+    ) {
+        if registry().asid.push(Arc::new(f)) {
+            // SAFETY: a registration of this plugin, with a trampoline of
+            // the callback's type; its user data is unused.
+            unsafe {
+                sys::qemu_plugin_register_vcpu_asid_changed_cb(
+                    plugin_id(),
+                    Some(trampolines::asid_changed),
+                    std::ptr::null_mut(),
                 )
             }
         }

@@ -69,7 +69,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use ffi::outs;
 pub use hooks::{ExecHook, Hwaddr, MemAccess, MemHook, MemRw};
 pub use install::{
-    Binary, Discontinuity, DiscontinuityKind, Install, PluginInfo, Syscall, TimeControl,
+    AsidChange, Binary, Discontinuity, DiscontinuityKind, Install, PluginInfo, Syscall, TimeControl,
 };
 pub use interplugin::{Event, EventData, ExternFn, Subscription};
 pub use lifecycle::{reset, uninstall};

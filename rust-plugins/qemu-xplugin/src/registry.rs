@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use qemu_xplugin_sys as sys;
 
-use crate::install::{Discontinuity, PluginInfo, Syscall};
+use crate::install::{AsidChange, Discontinuity, PluginInfo, Syscall};
 use crate::{Error, ExecThread, QemuThread, Result, Vcpu, VcpuExit};
 
 /// vCPU init, idle, resume: outside guest code (no [`ExecThread`]).
@@ -20,6 +20,8 @@ pub(crate) type SyscallRetFn = dyn Fn(&mut Vcpu<QemuThread>, i64, i64) -> Result
 pub(crate) type FilterFn = dyn Fn(&mut Vcpu<QemuThread>, &Syscall) -> Option<i64> + Send + Sync;
 pub(crate) type DisconFn =
     dyn Fn(&mut Vcpu<QemuThread>, &Discontinuity) -> Result<()> + Send + Sync;
+/// Address space changes: inside guest code, no register access.
+pub(crate) type AsidFn = dyn Fn(&Vcpu, &AsidChange) -> Result<()> + Send + Sync;
 /// Flush and exit: where no vCPU starts (see [`ExecThread`]).
 pub(crate) type ThreadFn = dyn Fn(&ExecThread) + Send + Sync;
 
@@ -66,6 +68,7 @@ pub(crate) struct Registry {
     pub(crate) syscall_ret: List<SyscallRetFn>,
     pub(crate) syscall_filter: List<FilterFn>,
     pub(crate) discon: List<DisconFn>,
+    pub(crate) asid: List<AsidFn>,
     pub(crate) exit: List<ThreadFn>,
 }
 
@@ -89,6 +92,7 @@ pub(crate) fn clear_registry() {
     r.syscall_ret.clear();
     r.syscall_filter.clear();
     r.discon.clear();
+    r.asid.clear();
 }
 
 struct Plugin {

@@ -53,7 +53,9 @@ impl QemuThread {
 /// - inside guest code on a vCPU: execution and memory hooks
 ///   ([`crate::Install::exec_hook`], [`crate::Install::mem_hook`],
 ///   [`crate::Tb::on_exec_fn`]), whose [`crate::Vcpu`] dereferences to an
-///   `ExecThread`;
+///   `ExecThread`, and address space changes
+///   ([`crate::Install::on_asid_change`]), which QEMU reports only while
+///   the vCPU runs guest code;
 /// - in an exclusive section: flush callbacks ([`crate::Install::on_flush`]);
 /// - at exit ([`crate::Install::on_exit`]): see there for what QEMU
 ///   guarantees.

@@ -13,7 +13,7 @@ use qemu_xplugin_sys as sys;
 use crate::ffi::in_callback;
 use crate::ffi::report;
 use crate::hooks::free_block_closures;
-use crate::install::{Discontinuity, DiscontinuityKind, Syscall};
+use crate::install::{AsidChange, Discontinuity, DiscontinuityKind, Syscall};
 use crate::registry::{plugin_id, registry, List, VcpuFn};
 use crate::translate::Tb;
 use crate::vcpu::{apply_redirect, RegAccess, Vcpu};
@@ -213,6 +213,28 @@ pub(crate) extern "C" fn discontinuity(
     run_redirecting(&registry().discon, vcpu_index, |f, vcpu| {
         report(f(vcpu, &event), "discontinuity");
         None::<()>
+    });
+}
+
+/// QEMU calls this on the vCPU's thread while it runs guest code (it
+/// reports no change made elsewhere: see
+/// qemu_plugin_register_vcpu_asid_changed_cb), in the middle of the
+/// instruction that switched, where the registers are not up to date
+/// (QEMU refuses to read them): a `Vcpu` inside guest code
+/// ([`ExecThread`]: counters can be read), without register access, lent
+/// as `&Vcpu` (no memory writes, no redirect). The ExecThread rests on
+/// QEMU's check, in qemu_plugin_vcpu_asid_changed(), that the vCPU is
+/// between cpu_exec_start() and cpu_exec_end(). Scenario that would break
+/// it: a QEMU reporting changes made outside guest code (a plugin's CR3
+/// write from a vCPU init callback while another vCPU starts and grows
+/// the scoreboards).
+pub(crate) extern "C" fn asid_changed(vcpu_index: c_uint, old: u64, new: u64, _udata: *mut c_void) {
+    let change = AsidChange { old, new };
+    in_callback(|| {
+        let vcpu = Vcpu::<ExecThread>::new(vcpu_index, RegAccess::None);
+        for f in registry().asid.snapshot() {
+            report(f(&vcpu, &change), "address space change");
+        }
     });
 }
 

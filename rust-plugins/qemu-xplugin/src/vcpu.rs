@@ -125,6 +125,32 @@ impl<C: Context> Vcpu<C> {
         })
     }
 
+    /// The vCPU's current address space ID, the value that selects its
+    /// page tables (x86: CR3, whole): `None` in user mode and on targets
+    /// QEMU does not implement it for. Needs no register access, so any
+    /// callback may ask. See [`crate::Install::on_asid_change`].
+    pub fn asid(&self) -> Option<u64> {
+        let mut asid = 0;
+        // SAFETY: on a vCPU thread inside a callback (Vcpu only exists
+        // there and is !Send), where QEMU's current_cpu is set (QEMU
+        // asserts it); asid is a valid out pointer, which QEMU writes
+        // only when it returns true. Scenario that would break it: a call
+        // without a current vCPU (during install: QEMU aborts).
+        unsafe { sys::qemu_plugin_vcpu_get_asid(&mut asid) }.then_some(asid)
+    }
+
+    /// Whether the vCPU runs in kernel mode, the most privileged mode of
+    /// the guest's operating system (x86: CPL 0): `Some(false)` always in
+    /// user mode, `None` on targets QEMU does not implement it for. Needs
+    /// no register access.
+    pub fn is_kernel_mode(&self) -> Option<bool> {
+        let mut kernel = false;
+        // SAFETY: as for asid; kernel is a valid out pointer to a bool,
+        // which QEMU writes (with true or false) only when it returns
+        // true.
+        unsafe { sys::qemu_plugin_vcpu_get_kernel_mode(&mut kernel) }.then_some(kernel)
+    }
+
     /// Reads register `reg`: the cheapest register read, as cheap as QEMU's
     /// C API (no lookup: the handle was resolved once). Errors: the
     /// callback's [`RegAccess`] is [`RegAccess::None`]
