@@ -96,3 +96,24 @@ fn the_provider_needs_system_emulation() {
     run.assert_code(1)
         .assert_stderr_contains("syscalls: needs qemu-system-x86_64, not x86_64 user");
 }
+
+/// Linux switches page tables at every switch to another process:
+/// asid-timeline sees switches, each one with the vCPU in kernel mode and
+/// the new address space what QEMU says the vCPU is in, and CR3, read
+/// through the register API at the vCPU's next block, holds the new value
+/// every time.
+#[test]
+fn asid_timeline_follows_the_processes() {
+    let run = boot(Qemu::linux(1).plugin("asid-timeline,check=on"));
+    assert_workload_ran(&run);
+    let check = run.log_numbers("asid-timeline: check: ");
+    let (switches, checked, errors) = (check[0], check[1], check[2]);
+    assert!(switches > 0, "no switch:\n{run:#?}");
+    assert_eq!(checked, switches, "switches not checked:\n{run:#?}");
+    assert_eq!(errors, 0, "{run:#?}");
+    // Its instructions, switches and address spaces: the workload's
+    // processes each have their own.
+    let vcpu = run.log_numbers("asid-timeline: vcpu 0: ");
+    assert_eq!(vcpu[1], switches, "{run:#?}");
+    assert!(vcpu[2] > 5, "few address spaces:\n{run:#?}");
+}

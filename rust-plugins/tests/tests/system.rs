@@ -160,3 +160,28 @@ fn mmio_trace_logs_the_guests_writes_to_the_local_apic() {
         "device=apic-msi keeps only that device's accesses: {run:?}"
     );
 }
+
+/// Each vCPU of the guest loads CR3 once, as it enables paging (from 0
+/// to the guest's page tables): asid-timeline sees that switch on each of
+/// the 4 vCPUs, where QEMU says the vCPU is in kernel mode and its
+/// address space is the new one, and finds the new value in CR3 through
+/// the register API at the vCPU's next block.
+#[test]
+fn asid_timeline_sees_every_vcpu_load_its_page_tables() {
+    let run = Qemu::system(KERNEL, 4)
+        .plugin("asid-timeline,check=on")
+        .run();
+    run.assert_code(PASSED).assert_log_contains(
+        "asid-timeline: check: 4 switches, 4 checked at the next block, 0 errors",
+    );
+    for cpu in 0..4 {
+        // Its instructions, switches and address spaces (0 and the page
+        // tables).
+        let numbers = run.log_numbers(&format!("asid-timeline: vcpu {cpu}: "));
+        assert_eq!(numbers[1..], [1, 2], "vcpu {cpu}:\n{run:#?}");
+        assert!(
+            numbers[0] > ROUNDS,
+            "vcpu {cpu} ran the workload:\n{run:#?}"
+        );
+    }
+}
