@@ -231,7 +231,12 @@ fn elf_complete(elf: &[u8]) -> bool {
     };
     match (field(0x28, 8), field(0x3a, 2), field(0x3c, 2)) {
         (Some(shoff), Some(shentsize), Some(shnum)) => {
-            elf.starts_with(b"\x7fELF") && shoff + shentsize * shnum <= elf.len() as u64
+            // A crafted header must not overflow.
+            elf.starts_with(b"\x7fELF")
+                && shentsize
+                    .checked_mul(shnum)
+                    .and_then(|n| n.checked_add(shoff))
+                    .is_some_and(|end| end <= elf.len() as u64)
         }
         _ => false,
     }

@@ -85,15 +85,25 @@ pub const KERNEL_START: u64 = 0xffff_8000_0000_0000;
 /// addresses; the direct map and per-CPU areas are at `0xff11...`).
 pub const KERNEL_START_LA57: u64 = 0xff00_0000_0000_0000;
 
+/// The highest kernel pointer: above are the error codes -4095..-1
+/// (`ERR_PTR`, `IS_ERR_VALUE`: `MAX_ERRNO` 4095).
+pub const KERNEL_END: u64 = 0xffff_ffff_ffff_f000;
+
 /// Whether `addr` can be a kernel pointer: the upper half of the
-/// address space (larger with 5-level paging, `la57`).
+/// address space (larger with 5-level paging, `la57`), error codes
+/// excluded.
 pub fn kernel_ptr(addr: u64, la57: bool) -> bool {
     let start = if la57 {
         KERNEL_START_LA57
     } else {
         KERNEL_START
     };
-    addr >= start && addr != u64::MAX
+    (start..=KERNEL_END).contains(&addr)
+}
+
+/// `base + offset`, None on overflow: `base` comes from the guest.
+fn at(base: u64, offset: u64) -> Option<u64> {
+    base.checked_add(offset)
 }
 
 /// Why the current task could not be read.
@@ -129,11 +139,13 @@ impl<M: Mem> Reader<'_, M> {
         let task = if !self.kernel_ptr(base) {
             Err(NoCurrent::Base(base))
         } else {
-            let at = base.wrapping_add(self.layout.current_task);
-            match self.mem.u64(at) {
-                None => Err(NoCurrent::Unreadable(at)),
-                Some(t) if !self.kernel_ptr(t) => Err(NoCurrent::NotAPointer(t)),
-                Some(t) => Ok(t),
+            match at(base, self.layout.current_task) {
+                None => Err(NoCurrent::Base(base)),
+                Some(slot) => match self.mem.u64(slot) {
+                    None => Err(NoCurrent::Unreadable(slot)),
+                    Some(t) if !self.kernel_ptr(t) => Err(NoCurrent::NotAPointer(t)),
+                    Some(t) => Ok(t),
+                },
             }
         };
         if task.is_err() {
@@ -173,14 +185,14 @@ impl<M: Mem> Reader<'_, M> {
         let lo = fields.iter().copied().min()?.min(t.pid);
         let hi = fields.iter().copied().max()?;
         let mut buf = vec![0u8; (hi - lo) as usize + 8];
-        if !self.mem.read(addr + lo, &mut buf) {
+        if !self.mem.read(at(addr, lo)?, &mut buf) {
             return None;
         }
-        let at = |off: u64, len: usize| &buf[(off - lo) as usize..(off - lo) as usize + len];
-        let u32_at = |off| u32::from_le_bytes(at(off, 4).try_into().expect("4 bytes"));
-        let u64_at = |off| u64::from_le_bytes(at(off, 8).try_into().expect("8 bytes"));
+        let field = |off: u64, len: usize| &buf[(off - lo) as usize..(off - lo) as usize + len];
+        let u32_at = |off| u32::from_le_bytes(field(off, 4).try_into().expect("4 bytes"));
+        let u64_at = |off| u64::from_le_bytes(field(off, 8).try_into().expect("8 bytes"));
         let mut comm = Comm::default();
-        comm.0.copy_from_slice(at(t.comm, 16));
+        comm.0.copy_from_slice(field(t.comm, 16));
         // The kernel NUL-terminates comm: bytes after the first NUL are
         // not part of the name.
         if let Some(end) = comm.0.iter().position(|&b| b == 0) {
@@ -189,7 +201,9 @@ impl<M: Mem> Reader<'_, M> {
         let task_flags = u32_at(t.flags);
         let parent = u64_at(t.real_parent);
         let ppid = if self.kernel_ptr(parent) {
-            self.mem.i32(parent + t.tgid).unwrap_or(-1)
+            at(parent, t.tgid)
+                .and_then(|a| self.mem.i32(a))
+                .unwrap_or(-1)
         } else {
             -1
         };
@@ -210,15 +224,16 @@ impl<M: Mem> Reader<'_, M> {
 
     /// The `mm` of the parent of task `addr`.
     pub fn parent_mm(&self, addr: u64) -> Option<u64> {
-        let parent = self.mem.u64(addr + self.layout.task.real_parent)?;
-        self.kernel_ptr(parent)
-            .then(|| self.mem.u64(parent + self.layout.task.mm))
-            .flatten()
+        let parent = self.mem.u64(at(addr, self.layout.task.real_parent)?)?;
+        if !self.kernel_ptr(parent) {
+            return None;
+        }
+        self.mem.u64(at(parent, self.layout.task.mm)?)
     }
 
     /// Whether task `addr` leads its thread group.
     pub fn is_leader(&self, addr: u64) -> bool {
-        self.mem.u64(addr + self.layout.task.group_leader) == Some(addr)
+        at(addr, self.layout.task.group_leader).and_then(|a| self.mem.u64(a)) == Some(addr)
     }
 
     /// Follows a circular `list_head` from `head` (its address), giving the
@@ -229,7 +244,7 @@ impl<M: Mem> Reader<'_, M> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         if head_is_entry {
-            out.push(head - member);
+            out.push(head.checked_sub(member)?);
         }
         let mut at = head;
         loop {
@@ -243,7 +258,7 @@ impl<M: Mem> Reader<'_, M> {
             if !seen.insert(next) || out.len() >= max {
                 return None;
             }
-            out.push(next - member);
+            out.push(next.checked_sub(member)?);
             at = next;
         }
     }
@@ -255,12 +270,12 @@ impl<M: Mem> Reader<'_, M> {
     /// failure counted) if the list cannot be walked.
     pub fn all_tasks(&self, from: u64) -> Option<Vec<Task>> {
         let walk = || -> Option<Vec<Task>> {
-            let leader = self.mem.u64(from + self.layout.task.group_leader)?;
+            let leader = self.mem.u64(at(from, self.layout.task.group_leader)?)?;
             if !self.kernel_ptr(leader) {
                 return None;
             }
             let t = &self.layout.task;
-            let leaders = self.list(leader + t.tasks, t.tasks, MAX_TASKS, true)?;
+            let leaders = self.list(at(leader, t.tasks)?, t.tasks, MAX_TASKS, true)?;
             let mut tasks: Vec<Task> = Vec::new();
             for leader in leaders {
                 let task = self.task(leader);
@@ -287,13 +302,14 @@ impl<M: Mem> Reader<'_, M> {
     fn threads(&self, leader: u64) -> Option<Vec<u64>> {
         let threads = match self.layout.task.threads {
             Threads::SignalHead { signal, head, node } => {
-                let signal = self
-                    .mem
-                    .u64(leader + signal)
+                let signal = at(leader, signal)
+                    .and_then(|a| self.mem.u64(a))
                     .filter(|&s| self.kernel_ptr(s));
-                signal.and_then(|s| self.list(s + head, node, MAX_THREADS, false))
+                signal.and_then(|s| self.list(at(s, head)?, node, MAX_THREADS, false))
             }
-            Threads::ThreadGroup { node } => self.list(leader + node, node, MAX_THREADS, true),
+            Threads::ThreadGroup { node } => {
+                at(leader, node).and_then(|a| self.list(a, node, MAX_THREADS, true))
+            }
         };
         if threads.is_none() {
             Failures::count(&self.failures.list);
@@ -309,12 +325,12 @@ impl<M: Mem> Reader<'_, M> {
             if !self.kernel_ptr(mm) {
                 return None;
             }
-            let start = self.mem.u64(mm + self.layout.mm.arg_start)?;
-            let end = self.mem.u64(mm + self.layout.mm.arg_end)?;
+            let start = self.mem.u64(at(mm, self.layout.mm.arg_start)?)?;
+            let end = self.mem.u64(at(mm, self.layout.mm.arg_end)?)?;
             if end <= start || self.kernel_ptr(start) {
                 return None;
             }
-            let len = ((end - start) as usize).min(max);
+            let len = usize::try_from(end - start).map_or(max, |n| n.min(max));
             let mut buf = vec![0u8; len];
             if !self.mem.read(start, &mut buf) {
                 return None;
@@ -351,7 +367,7 @@ impl<M: Mem> Reader<'_, M> {
         if !self.kernel_ptr(mm) {
             return None;
         }
-        let root = self.mem.u64(mm + self.layout.mm.mt_root)?;
+        let root = self.mem.u64(at(mm, self.layout.mm.mt_root)?)?;
         let mut vmas = Vec::new();
         let mut nodes = 0usize;
         let mut seen = HashSet::new();
@@ -533,18 +549,18 @@ impl<M: Mem> Reader<'_, M> {
         if !self.kernel_ptr(file) {
             return None;
         }
-        let mut dentry = self.mem.u64(file + self.layout.file_dentry)?;
+        let mut dentry = self.mem.u64(at(file, self.layout.file_dentry)?)?;
         let mut parts: Vec<String> = Vec::new();
         for _ in 0..MAX_COMPONENTS {
             if !self.kernel_ptr(dentry) {
                 return None;
             }
-            let parent = self.mem.u64(dentry + self.layout.dentry_parent)?;
+            let parent = self.mem.u64(at(dentry, self.layout.dentry_parent)?)?;
             if parent == dentry {
                 parts.reverse();
                 return Some(format!("/{}", parts.join("/")));
             }
-            let name = self.mem.u64(dentry + self.layout.dentry_name)?;
+            let name = self.mem.u64(at(dentry, self.layout.dentry_name)?)?;
             parts.push(self.c_string(name, 256)?);
             dentry = parent;
         }
@@ -559,10 +575,10 @@ impl<M: Mem> Reader<'_, M> {
         let mut out = Vec::new();
         let mut chunk = [0u8; 32];
         while out.len() < max {
-            let at = addr + out.len() as u64;
+            let here = at(addr, out.len() as u64)?;
             // Do not cross into an unmapped page with a larger read.
-            let n = chunk.len().min(4096 - (at & 0xfff) as usize);
-            if !self.mem.read(at, &mut chunk[..n]) {
+            let n = chunk.len().min(4096 - (here & 0xfff) as usize);
+            if !self.mem.read(here, &mut chunk[..n]) {
                 return None;
             }
             match chunk[..n].iter().position(|&b| b == 0) {
@@ -771,6 +787,44 @@ mod tests {
         assert_eq!(r.current(K), Err(NoCurrent::Unreadable(K + 0x10)));
         assert_eq!(f.task.load(Ordering::Relaxed), 1);
         assert_eq!(f.current.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn error_pointers_and_addresses_near_the_top_are_unknown_not_a_panic() {
+        let mut mem = Fake::default();
+        let a = K + 0x1000;
+        // real_parent = ERR_PTR(-ENOMEM), then a pointer near the top.
+        task(&mut mem, a, 7, 0xffff_ffff_ffff_fff4, "t");
+        let (mut l, f) = (layout(), Failures::default());
+        let r = reader(&mem, &l, &f);
+        let t = r.task(a);
+        assert!(t.is_known());
+        assert_eq!((t.pid, t.ppid), (7, -1));
+        assert_eq!(r.parent_mm(a), None);
+        mem.put_u64(a + l.task.real_parent, 0xffff_ffff_ffff_ff00);
+        assert_eq!(reader(&mem, &l, &f).task(a).ppid, -1);
+        assert!(!kernel_ptr(0xffff_ffff_ffff_f001, false));
+        assert!(kernel_ptr(KERNEL_END, false));
+        // The highest kernel pointer plus offsets that wrap around.
+        l.current_task = 0x1000;
+        l.task.group_leader = 0x2000;
+        l.task.real_parent = 0x1800;
+        l.mm.arg_start = 0x1000;
+        l.mm.mt_root = 0x1000;
+        l.file_dentry = 0x1000;
+        let r = reader(&mem, &l, &f);
+        assert!(!r.is_leader(KERNEL_END));
+        assert_eq!(r.parent_mm(KERNEL_END), None);
+        assert!(r.all_tasks(KERNEL_END).is_none());
+        assert!(r.argv(KERNEL_END, 16).is_none());
+        assert!(r.file_path(KERNEL_END).is_none());
+        assert!(r.mappings(KERNEL_END).is_none());
+        assert!(!r.task(KERNEL_END).is_known());
+        assert_eq!(r.current(KERNEL_END), Err(NoCurrent::Base(KERNEL_END)));
+        // A list whose next pointer is an error code.
+        let l = layout();
+        mem.put_u64(a + l.task.tasks, 0xffff_ffff_ffff_fffe);
+        assert!(reader(&mem, &l, &f).all_tasks(a).is_none());
     }
 
     /// A VMA at `addr` of `mm` for `start..end`, with `file`.
