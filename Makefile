@@ -332,7 +332,8 @@ BENCH_TOOLS := $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so 
 
 bench-tools: qemu linux-guest $(BENCH_TOOLS)
 	ninja -C $(QEMU_BUILD) test-plugins
-	cargo build -q --release -p counter -p probe -p syscalls -p strace -p osi
+	cargo build -q --release -p counter -p probe -p syscalls -p strace -p osi \
+	    -p asid-timeline
 	cargo build -q --release --manifest-path ci/bench/peer-counter/Cargo.toml \
 	    --target-dir $(BENCH_BUILD)/peer
 
@@ -369,7 +370,8 @@ bench: bench-counters
 	    "no plugin=-" \
 	    "syscalls=$(TOP)/target/release/libsyscalls.so" \
 	    "syscalls + strace=$(TOP)/target/release/libsyscalls.so $(TOP)/target/release/libstrace.so -d plugin -D /dev/null" \
-	    "syscalls + osi + strace=$(TOP)/target/release/libosi.so,kernel=$(LINUX_GUEST_DIR)/vmlinux.btf $(TOP)/target/release/libsyscalls.so $(TOP)/target/release/libstrace.so -d plugin -D /dev/null"
+	    "syscalls + osi + strace=$(TOP)/target/release/libosi.so,kernel=$(LINUX_GUEST_DIR)/vmlinux.btf $(TOP)/target/release/libsyscalls.so $(TOP)/target/release/libstrace.so -d plugin -D /dev/null" \
+	    "asid-timeline=$(TOP)/target/release/libasid_timeline.so -d plugin -D /dev/null"
 
 TEST_PLUGINS := $(QEMU_BUILD)/tests/tcg/plugins
 
