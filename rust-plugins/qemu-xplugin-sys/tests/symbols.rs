@@ -98,3 +98,9 @@ fn the_asid_feature_is_advertised() {
     use qemu_xplugin_sys as sys;
     assert_eq!(sys::QEMU_PLUGIN_HAS_ASID, 1);
 }
+
+#[test]
+fn hypercalls_are_advertised() {
+    use qemu_xplugin_sys as sys;
+    assert_eq!(sys::QEMU_PLUGIN_HAS_HYPERCALLS, 1);
+}

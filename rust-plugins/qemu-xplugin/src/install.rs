@@ -81,6 +81,17 @@ pub struct Syscall {
     pub args: [u64; 8],
 }
 
+/// A hypercall as the guest made it (on x86: `CPUID` with the number in
+/// `EAX` and the arguments in `RBX`, `RCX`, `RDX`, `RSI`; 32-bit values
+/// outside 64-bit code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hypercall {
+    /// The hypercall number.
+    pub num: u64,
+    /// The arguments; how many are meaningful depends on the call.
+    pub args: [u64; 4],
+}
+
 /// The kind of a control flow discontinuity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiscontinuityKind {
@@ -354,6 +365,49 @@ impl Install {
                 )
             }
         }
+    }
+
+    /// Handles the guest's hypercall `num` (system and user mode; on x86
+    /// the guest executes `CPUID` with `num` in `EAX`, see [`Hypercall`]).
+    /// `f` runs on the vCPU's thread before the instruction takes effect,
+    /// may read and write registers and guest memory, and returns
+    /// `Some(value)` to handle the call: the guest continues after the
+    /// instruction with `value` in its return register (`RAX`); `None`
+    /// leaves the instruction its normal behaviour.
+    ///
+    /// A number belongs to one plugin: an error when this plugin or another
+    /// one already handles `num`. A reset or an uninstall frees the plugin's
+    /// numbers.
+    pub fn on_hypercall(
+        &mut self,
+        num: u64,
+        f: impl Fn(&mut Vcpu<QemuThread>, &Hypercall) -> Option<u64> + Send + Sync + 'static,
+    ) -> Result<()> {
+        let mut map = registry()
+            .hypercalls
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if map.contains_key(&num) {
+            return Err(format!("hypercall {num:#x} is already handled by this plugin").into());
+        }
+        // SAFETY: a registration of this plugin, with a trampoline of the
+        // callback's type; its user data is unused. QEMU copies what it
+        // needs. Called with the registry's lock held: QEMU does not call
+        // the trampoline from within the registration, and the trampoline
+        // only takes the lock for reading after QEMU published the number.
+        let registered = unsafe {
+            sys::qemu_plugin_register_vcpu_hypercall_cb(
+                plugin_id(),
+                num,
+                Some(trampolines::hypercall),
+                std::ptr::null_mut(),
+            )
+        };
+        if !registered {
+            return Err(format!("hypercall {num:#x} is already handled by another plugin").into());
+        }
+        map.insert(num, Arc::new(f));
+        Ok(())
     }
 
     /// Runs `f` on interrupts, exceptions and host calls (system mode).

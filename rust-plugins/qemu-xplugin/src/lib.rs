@@ -69,7 +69,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use ffi::outs;
 pub use hooks::{ExecHook, Hwaddr, MemAccess, MemHook, MemRw};
 pub use install::{
-    AsidChange, Binary, Discontinuity, DiscontinuityKind, Install, PluginInfo, Syscall, TimeControl,
+    AsidChange, Binary, Discontinuity, DiscontinuityKind, Hypercall, Install, PluginInfo, Syscall,
+    TimeControl,
 };
 pub use interplugin::{Event, EventData, ExternFn, Subscription};
 pub use lifecycle::{reset, uninstall};

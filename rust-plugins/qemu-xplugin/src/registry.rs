@@ -3,11 +3,12 @@
 //! [`crate::Install`]) pushes here; the trampolines (`trampolines.rs`)
 //! take a snapshot and run it.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use qemu_xplugin_sys as sys;
 
-use crate::install::{AsidChange, Discontinuity, PluginInfo, Syscall};
+use crate::install::{AsidChange, Discontinuity, Hypercall, PluginInfo, Syscall};
 use crate::{Error, ExecThread, QemuThread, Result, Vcpu, VcpuExit};
 
 /// vCPU init, idle, resume: outside guest code (no [`ExecThread`]).
@@ -18,6 +19,8 @@ pub(crate) type TranslateFn = dyn Fn(&crate::Tb<'_>) + Send + Sync;
 pub(crate) type SyscallFn = dyn Fn(&mut Vcpu<QemuThread>, &Syscall) -> Result<()> + Send + Sync;
 pub(crate) type SyscallRetFn = dyn Fn(&mut Vcpu<QemuThread>, i64, i64) -> Result<()> + Send + Sync;
 pub(crate) type FilterFn = dyn Fn(&mut Vcpu<QemuThread>, &Syscall) -> Option<i64> + Send + Sync;
+pub(crate) type HypercallFn =
+    dyn Fn(&mut Vcpu<QemuThread>, &Hypercall) -> Option<u64> + Send + Sync;
 pub(crate) type DisconFn =
     dyn Fn(&mut Vcpu<QemuThread>, &Discontinuity) -> Result<()> + Send + Sync;
 /// Address space changes: inside guest code, no register access.
@@ -70,6 +73,17 @@ pub(crate) struct Registry {
     pub(crate) discon: List<DisconFn>,
     pub(crate) asid: List<AsidFn>,
     pub(crate) exit: List<ThreadFn>,
+    /// The hypercall handlers, by number: one per number, as in QEMU.
+    pub(crate) hypercalls: RwLock<HashMap<u64, Arc<HypercallFn>>>,
+}
+
+impl Registry {
+    /// The handler of hypercall `num`; the lock is released before it runs,
+    /// so that it may register more.
+    pub(crate) fn hypercall(&self, num: u64) -> Option<Arc<HypercallFn>> {
+        let map = self.hypercalls.read().unwrap_or_else(|e| e.into_inner());
+        map.get(&num).cloned()
+    }
 }
 
 pub(crate) fn registry() -> &'static Registry {
@@ -93,6 +107,10 @@ pub(crate) fn clear_registry() {
     r.syscall_filter.clear();
     r.discon.clear();
     r.asid.clear();
+    r.hypercalls
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
 }
 
 struct Plugin {

@@ -13,7 +13,7 @@ use qemu_xplugin_sys as sys;
 use crate::ffi::in_callback;
 use crate::ffi::report;
 use crate::hooks::free_block_closures;
-use crate::install::{AsidChange, Discontinuity, DiscontinuityKind, Syscall};
+use crate::install::{AsidChange, Discontinuity, DiscontinuityKind, Hypercall, Syscall};
 use crate::registry::{plugin_id, registry, List, VcpuFn};
 use crate::translate::Tb;
 use crate::vcpu::{apply_redirect, RegAccess, Vcpu};
@@ -191,6 +191,40 @@ pub(crate) extern "C" fn syscall_filter(
         Some(value) => {
             // SAFETY: QEMU passes a valid pointer for the return value.
             unsafe { *sysret = value };
+            true
+        }
+        None => false,
+    }
+}
+
+/// QEMU's hypercall callback, for every number this plugin registered: runs
+/// the number's handler with a [`Vcpu`] that reads and writes registers
+/// (QEMU sets `QEMU_PLUGIN_CB_RW_REGS`, not `_PC`: no redirect).
+#[allow(clippy::too_many_arguments)]
+pub(crate) extern "C" fn hypercall(
+    vcpu_index: c_uint,
+    num: u64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    ret: *mut u64,
+    _udata: *mut c_void,
+) -> bool {
+    let call = Hypercall {
+        num,
+        args: [a1, a2, a3, a4],
+    };
+    let answer = in_callback(|| {
+        let f = registry().hypercall(num)?;
+        let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
+        f(&mut vcpu, &call)
+    });
+    match answer {
+        Some(value) => {
+            // SAFETY: QEMU passes a valid, writable pointer for the return
+            // value, which it reads once the callback returns.
+            unsafe { *ret = value };
             true
         }
         None => false,
