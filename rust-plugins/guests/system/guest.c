@@ -92,6 +92,8 @@ __attribute__((noipa)) long guest_syscall(long nr, long arg)
  */
 #define MAX_CPUS 8
 #define ROUNDS 100000
+/* Hypercall pings of each vCPU during the workload */
+#define PINGS 1000
 #define PATIENCE 400000000
 #define AP_BASE 0x8000
 #define LAPIC_ICR_LOW ((volatile uint32_t *)0xfee00300)
@@ -123,6 +125,10 @@ static void work(int cpu)
     wait_for_all(&arrived);
     for (int i = 0; i < ROUNDS; i++) {
         sum += compute(5);
+        /* Hypercalls from every vCPU at once; the result is not used. */
+        if (i % (ROUNDS / PINGS) == 0) {
+            hypercall(HC_PING, cpu, i);
+        }
     }
     sums[cpu] = sum;
     __atomic_add_fetch(&finished, 1, __ATOMIC_RELEASE);
@@ -187,6 +193,7 @@ int main(void)
     print(", its body ran ");
     print_int(body_ran);
     print(" times\n");
+    hypercall(HC_TRACE_START, 0, 0);
     for (int i = 1; i <= 3; i++) {
         print("call ");
         print_int(i);
@@ -194,6 +201,12 @@ int main(void)
         print_int(compute(5));
         print("\n");
     }
+    hypercall(HC_TRACE_STOP, 0, 0);
+    hypercall(HC_LOG, (unsigned long)hypercall_note,
+              sizeof(hypercall_note) - 1);
+    print("hypercall ping(40, 2) = ");
+    print_int((long)hypercall(HC_PING, 40, 2));
+    print("\n");
     show();
     print("syscall 7(5) = ");
     print_int(guest_syscall(7, 5));

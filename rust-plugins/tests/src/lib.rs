@@ -251,18 +251,21 @@ impl Qemu {
 
     /// Loads a second copy of the injector (plugins need distinct names),
     /// with arguments `args`.
-    pub fn plugin_copy_of_injector(mut self, args: &str) -> Self {
+    pub fn plugin_copy_of_injector(self, args: &str) -> Self {
+        self.plugin_copy("injector", args)
+    }
+
+    /// Loads a second copy of plugin crate `name` (plugins need distinct
+    /// names), with arguments `args` (may be empty).
+    pub fn plugin_copy(self, name: &str, args: &str) -> Self {
         let copy = std::env::temp_dir().join(format!(
-            "xplugin-test-{}/libinjector_copy.so",
-            std::process::id()
+            "xplugin-test-{}/lib{}_copy.so",
+            std::process::id(),
+            name.replace('-', "_")
         ));
         std::fs::create_dir_all(copy.parent().expect("has a parent")).expect("temp dir");
-        std::fs::copy(plugin("injector"), &copy).expect("copy the injector");
-        let mut arg = copy.into_os_string();
-        arg.push(",");
-        arg.push(args);
-        self.plugins.push(arg);
-        self
+        std::fs::copy(plugin(name), &copy).expect("copy the plugin");
+        self.plugin_path(&copy, args)
     }
 
     /// Runs QEMU to its end (or the timeout).

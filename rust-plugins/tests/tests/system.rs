@@ -34,6 +34,41 @@ fn guest_without_plugins() {
         .assert_stdout_line("message: hello")
         .assert_stdout_line("syscall 7(5) = 1005");
     assert_every_vcpu_computed(&run, 1, 10);
+    let ping = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("hypercall ping(40, 2) = "))
+        .unwrap_or_else(|| panic!("no ping line:\n{run:#?}"));
+    assert_ne!(ping, "hypercall ping(40, 2) = 42", "{run:#?}");
+}
+
+#[test]
+fn hypercall_plugin_answers_logs_and_traces() {
+    let run = Qemu::system(KERNEL, 1).plugin("hypercall").run();
+    run.assert_code(PASSED)
+        .assert_stdout_line("hypercall ping(40, 2) = 42")
+        .assert_stdout_line("call 3: compute(5) = 10")
+        .assert_stdout_line("message: hello")
+        .assert_log_contains("hypercall: INFO guest: hello from the guest")
+        .assert_log_contains("hypercall: INFO trace: started");
+    let traced = run.log_numbers("hypercall: INFO trace: stopped, ");
+    assert!(traced[0] > 10, "{run:#?}");
+}
+
+/// Pings of each vCPU during the guest's workload (guest.c).
+const PINGS: u64 = 1000;
+
+#[test]
+fn hypercalls_from_four_vcpus_at_once() {
+    let run = Qemu::system(KERNEL, 4).plugin("hypercall").run();
+    run.assert_code(PASSED)
+        .assert_stdout_line("hypercall ping(40, 2) = 42");
+    assert_every_vcpu_computed(&run, 4, 10);
+    // The main ping and every vCPU's, each answered once.
+    run.assert_log_contains(&format!(
+        "hypercall: INFO pings answered: {}",
+        1 + 4 * PINGS
+    ));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The plugins change a user-mode guest, under `qemu-x86_64`.
 
 use xplugin_tests::guests::user::{COMPUTE, IS_LICENSED, MESSAGE, PATH as TARGETS, SHOW};
-use xplugin_tests::run_user;
+use xplugin_tests::{run_user, Qemu};
 
 #[test]
 fn guest_without_plugins() {
@@ -11,6 +11,53 @@ fn guest_without_plugins() {
         .assert_stdout_line("call 2: compute(5) = 10")
         .assert_stdout_line("message: hello")
         .assert_stdout_line("syscall(1000) returned -1");
+}
+
+/// The guest's hypercall ping line: CPUID's EAX without the plugin.
+fn ping_line(run: &xplugin_tests::Run) -> &str {
+    run.stdout
+        .lines()
+        .find(|l| l.starts_with("hypercall ping(40, 2) = "))
+        .unwrap_or_else(|| panic!("no ping line:\n{run:#?}"))
+}
+
+#[test]
+fn hypercalls_without_the_plugin_are_plain_cpuid() {
+    let run = run_user(&[], TARGETS);
+    run.assert_code(0);
+    assert_ne!(ping_line(&run), "hypercall ping(40, 2) = 42", "{run:#?}");
+}
+
+#[test]
+fn hypercall_plugin_answers_logs_and_traces() {
+    let run = run_user(&["hypercall"], TARGETS);
+    run.assert_code(0)
+        .assert_stdout_line("hypercall ping(40, 2) = 42")
+        .assert_stdout_line("call 3: compute(5) = 10")
+        .assert_stdout_line("message: hello")
+        .assert_log_contains("hypercall: INFO guest: hello from the guest")
+        .assert_log_contains("hypercall: INFO trace: started")
+        .assert_log_contains("hypercall: INFO pings answered: 1\n");
+    let traced = run.log_numbers("hypercall: INFO trace: stopped, ");
+    assert!(traced[0] > 100, "{run:#?}");
+}
+
+#[test]
+fn a_hypercall_number_belongs_to_one_plugin() {
+    // Another base: both plugins answer their own numbers.
+    Qemu::user(TARGETS)
+        .plugin("hypercall,base=0x4c590000")
+        .plugin_copy("hypercall", "")
+        .run()
+        .assert_code(0)
+        .assert_stdout_line("hypercall ping(40, 2) = 42");
+    // The same numbers: the second plugin's install fails.
+    let run = Qemu::user(TARGETS)
+        .plugin("hypercall")
+        .plugin_copy("hypercall", "")
+        .run();
+    assert_ne!(run.code, Some(0), "{run:#?}");
+    run.assert_stderr_contains("hypercall 0x4c580000 is already handled by another plugin");
 }
 
 /// "counter: N instructions, M blocks (mode)" -> (N, M)
