@@ -310,12 +310,21 @@ $(BENCH_BUILD)/loop: ci/bench/loop.c
 	@mkdir -p $(@D)
 	cc -O1 -static -Wall -o $@ $<
 
+$(BENCH_BUILD)/libhypercall_bench.so: ci/bench/hypercall_bench.c $(QEMU_SRC)/include/qemu/qemu-plugin.h | qemu-src
+	@mkdir -p $(@D)
+	cc -O2 -shared -fPIC -Wall $(PLUGIN_INCLUDES) -o $@ $<
+
+$(BENCH_BUILD)/cpuid_loop: ci/bench/cpuid_loop.c
+	@mkdir -p $(@D)
+	cc -O1 -static -Wall -o $@ $<
+
 # Instruction counters on a user-mode loop of 5-instruction iterations,
 # register and memory access through the SDK and the C API (20M
-# iterations), the cost of firing a named event, and the Linux guest's boot
+# iterations), the cost of firing a named event, a hypercall against a
+# plain instruction callback (30M CPUIDs), and the Linux guest's boot
 # with the syscall plugins. Each row: min, median and max of BENCH_RUNS
 # runs (interleaved), and the ratio of its median to the first row's.
-# Results: build/bench/{counters,access,events,linux}.json. About 10
+# Results: build/bench/{counters,access,events,hypercall,linux}.json. About 10
 # minutes with BENCH_RUNS=3 on the idle 2-core CI machine (estimate);
 # `make bench-counters` runs the first section alone.
 #
@@ -328,7 +337,8 @@ $(BENCH_BUILD)/loop: ci/bench/loop.c
 BENCH_COUNTER_ITERS  ?= 2000000000
 BENCH_CALLBACK_ITERS ?= 300000000
 BENCH_TOOLS := $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so \
-	$(BENCH_BUILD)/libprobe.so $(BENCH_BUILD)/loop
+	$(BENCH_BUILD)/libprobe.so $(BENCH_BUILD)/loop \
+	$(BENCH_BUILD)/libhypercall_bench.so $(BENCH_BUILD)/cpuid_loop
 
 bench-tools: qemu linux-guest $(BENCH_TOOLS)
 	ninja -C $(QEMU_BUILD) test-plugins
@@ -364,6 +374,12 @@ bench: bench-counters
 	@echo "== named events: cost of qemu_plugin_fire_event() per call"
 	@$(TOP)/ci/bench/events.sh $(QEMU_USER) $(BENCH_BUILD)/libevent_fire.so \
 	    $(BENCH_BUILD)/events.json
+	@echo "== hypercalls: 30M CPUIDs, plain, with an instruction callback, handled as a hypercall"
+	@$(TOP)/ci/bench/counters.sh $(QEMU_USER) "$(BENCH_BUILD)/cpuid_loop 30000000" $(BENCH_RUNS) \
+	    $(BENCH_BUILD)/hypercall.json \
+	    "CPUID, no plugin=-" \
+	    "CPUID + instruction callback=$(BENCH_BUILD)/libhypercall_bench.so,mode=insn" \
+	    "CPUID handled as a hypercall=$(BENCH_BUILD)/libhypercall_bench.so,mode=hypercall"
 	@echo "== the Linux guest, boot to power-off (strace logs to QEMU's log: -d plugin)"
 	@$(TOP)/ci/bench/counters.sh $(TOP)/ci/bench/linux-qemu.sh "" $(BENCH_RUNS) \
 	    $(BENCH_BUILD)/linux.json \
