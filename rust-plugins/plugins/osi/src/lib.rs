@@ -52,6 +52,9 @@ const INT80: [u8; 2] = [0xcd, 0x80];
 /// x86_64 `exit` and `exit_group`.
 const NR_EXIT: u64 = 60;
 const NR_EXIT_GROUP: u64 = 231;
+/// Linux's `__USER32_CS`: a 32-bit (compatibility mode) process, whose
+/// `syscall` (AMD) and `int 0x80` use the i386 numbers.
+const USER32_CS: u32 = 0x23;
 
 /// Most tasks remembered for exec detection.
 const MAX_SEEN: usize = 1 << 16;
@@ -488,7 +491,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
             if insn.size() != 2 {
                 continue;
             }
-            let compat = match insn.bytes().as_slice() {
+            let int80 = match insn.bytes().as_slice() {
                 b if b == SYSCALL => false,
                 b if b == INT80 => true,
                 _ => continue,
@@ -497,7 +500,10 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
             lock(&return_sites).insert(insn.vaddr() + 2);
             let osi = translating.clone();
             insn.on_exec_fn(RegAccess::Read, move |vcpu| {
-                // The 32-bit ABI numbers exit 1 and exit_group 252.
+                // The i386 ABI (int 0x80 anywhere; syscall in a 32-bit
+                // process, by its code segment, not by the instruction)
+                // numbers exit 1 and exit_group 252.
+                let compat = int80 || vcpu.read(osi.cs)? == USER32_CS;
                 let (nr, code) = match (compat, vcpu.read(osi.rax)?) {
                     (false, nr @ (NR_EXIT | NR_EXIT_GROUP)) => (nr, vcpu.read(osi.rdi)?),
                     (true, 1) => (NR_EXIT, vcpu.read(osi.rbx)? & 0xffff_ffff),

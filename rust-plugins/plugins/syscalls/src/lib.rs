@@ -34,6 +34,9 @@ const INT80: [u8; 2] = [0xcd, 0x80];
 const ARGS64: [&str; 6] = ["rdi", "rsi", "rdx", "r10", "r8", "r9"];
 const ARGS32: [&str; 6] = ["rbx", "rcx", "rdx", "rsi", "rdi", "rbp"];
 
+/// Linux's `__USER32_CS`: the code segment of 32-bit processes.
+const USER32_CS: u64 = 0x23;
+
 /// Most calls pending in one thread (signal handlers nested in returns).
 const MAX_NESTED: usize = 16;
 
@@ -147,7 +150,11 @@ fn read_string(vcpu: &Vcpu, addr: u64, out: &mut [u8]) {
     }
 }
 
-fn on_entry(vcpu: &mut Vcpu, event: &Event<SyscallEnter>, compat: bool, pc: u64) -> Result<()> {
+fn on_entry(vcpu: &mut Vcpu, event: &Event<SyscallEnter>, int80: bool, pc: u64) -> Result<()> {
+    // The i386 ABI: int 0x80 anywhere, and syscall in a 32-bit process
+    // (its code segment is Linux's __USER32_CS; AMD CPUs let it use
+    // syscall), whatever the instruction.
+    let compat = int80 || vcpu.read_register_u64("cs")? == USER32_CS;
     let regs = if compat { ARGS32 } else { ARGS64 };
     let nr = vcpu.read_register_u64("rax")?;
     let mut args = [0u64; 6];
@@ -342,7 +349,7 @@ fn install(plugin: &mut Install, _args: &mut Args) -> Result<()> {
                 continue;
             }
             let bytes = insn.bytes();
-            let compat = match bytes.as_slice() {
+            let int80 = match bytes.as_slice() {
                 b if b == SYSCALL => false,
                 b if b == INT80 => true,
                 _ => continue,
@@ -350,7 +357,7 @@ fn install(plugin: &mut Install, _args: &mut Args) -> Result<()> {
             let pc = insn.vaddr();
             with_state(|state| state.return_sites.insert(pc + 2));
             insn.on_exec_fn(RegAccess::ReadWrite, move |vcpu| {
-                on_entry(vcpu, &enter, compat, pc)
+                on_entry(vcpu, &enter, int80, pc)
             });
         }
     });
