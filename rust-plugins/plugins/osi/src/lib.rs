@@ -161,9 +161,23 @@ impl paging::Phys for VcpuMem<'_> {
 }
 
 /// What `osi` knows of a task it has seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Seen {
     pid: i32,
+    tgid: i32,
     mm: u64,
+}
+
+/// Whether `task`, observed now, started a new program since `seen` (what
+/// was observed at its address before): the same task (same pid; or the
+/// same thread group, now led by it: a thread other than the leader that
+/// called execve takes the leader's pid in `de_thread()`, at its own
+/// address) whose `mm` changed. None: another task at a reused address, or
+/// a first observation.
+fn exec_since(seen: Option<&Seen>, task: &Task) -> Option<bool> {
+    let s = seen?;
+    let same = s.pid == task.pid || (s.tgid == task.tgid && task.pid == task.tgid);
+    same.then_some(s.mm != task.mm && task.mm != 0)
 }
 
 struct Osi {
@@ -305,25 +319,23 @@ impl Osi {
         }
         let exec = {
             let mut seen = lock(&self.seen);
-            match seen.get_mut(&task.task) {
-                Some(s) if s.pid == task.pid => {
-                    let changed = s.mm != task.mm && task.mm != 0;
-                    s.mm = task.mm;
+            let now = Seen {
+                pid: task.pid,
+                tgid: task.tgid,
+                mm: task.mm,
+            };
+            match exec_since(seen.get(&task.task), &task) {
+                Some(changed) => {
+                    seen.insert(task.task, now);
                     changed
                 }
-                _ => {
+                None => {
                     // Tasks that end without exit/exit_group (killed) stay
                     // in the map: bound it.
                     if seen.len() >= MAX_SEEN {
                         seen.clear();
                     }
-                    seen.insert(
-                        task.task,
-                        Seen {
-                            pid: task.pid,
-                            mm: task.mm,
-                        },
-                    );
+                    seen.insert(task.task, now);
                     // First seen: a program a kernel thread started
                     // (init, usermode helpers): its parent has no mm. A
                     // forked child is first seen returning from fork.
@@ -534,3 +546,56 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
 }
 
 qemu_xplugin::plugin!(install);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(pid: i32, tgid: i32, mm: u64) -> Task {
+        Task {
+            task: 0xffff_8880_0000_1000,
+            mm,
+            pid,
+            tgid,
+            ppid: 1,
+            flags: flags::KNOWN,
+            comm: Default::default(),
+        }
+    }
+
+    #[test]
+    fn exec_is_an_mm_change_of_the_same_task() {
+        let seen = |pid, tgid, mm| Seen { pid, tgid, mm };
+        // First seen.
+        assert_eq!(exec_since(None, &task(5, 5, 0x100)), None);
+        // The same task, same mm; then a new mm: exec.
+        assert_eq!(
+            exec_since(Some(&seen(5, 5, 0x100)), &task(5, 5, 0x100)),
+            Some(false)
+        );
+        assert_eq!(
+            exec_since(Some(&seen(5, 5, 0x100)), &task(5, 5, 0x200)),
+            Some(true)
+        );
+        // Thread 7 of process 5 calls execve: de_thread() gives it pid 5.
+        assert_eq!(
+            exec_since(Some(&seen(7, 5, 0x100)), &task(5, 5, 0x200)),
+            Some(true)
+        );
+        // Another task at a reused address: another process, or a new
+        // thread of the same one.
+        assert_eq!(
+            exec_since(Some(&seen(7, 5, 0x100)), &task(9, 9, 0x200)),
+            None
+        );
+        assert_eq!(
+            exec_since(Some(&seen(7, 5, 0x100)), &task(8, 5, 0x100)),
+            None
+        );
+        // A kernel thread's mm 0 is no exec.
+        assert_eq!(
+            exec_since(Some(&seen(5, 5, 0x100)), &task(5, 5, 0)),
+            Some(false)
+        );
+    }
+}
