@@ -1,12 +1,15 @@
 //! Prints the guest's process tree, from the `osi` provider.
 //!
-//! `-plugin libosi.so,kernel=... -plugin libps.so[,at=exit|exec|both][,proc=NAME][,maps=NAME]`
+//! `-plugin libosi.so,kernel=... -plugin libps.so[,at=exit|exec|both][,proc=NAME][,maps=NAME][,events=on]`
 //!
 //! - `at`: when to print: at QEMU's exit (the default: the process list
 //!   of `osi`'s last refresh), at every exec, or both;
 //! - `proc=NAME`: at exec, only when the new program's name is `NAME`;
 //! - `maps=NAME` (repeatable): with each tree, the memory mappings of the
-//!   processes named `NAME`.
+//!   processes named `NAME`;
+//! - `events=on`: also one line per exit event (`ps: exit vcpu V pid P
+//!   NAME code C group|thread`) and task-switch event (`ps: switch vcpu V
+//!   pid P NAME -> pid P NAME`) of `osi`.
 //!
 //! One line per task, indented under its parent: `ps: PID PPID NAME`,
 //! kernel threads in brackets as `ps(1)` shows them, the other threads of
@@ -15,8 +18,8 @@
 use std::collections::BTreeMap;
 
 use osi_api::{
-    CountFn, MappingCountFn, MappingFn, ProcessFn, ProcessStart, Task, EXEC_EVENT, MAPPING,
-    MAPPING_COUNT, PLUGIN, PROCESS, PROCESS_COUNT,
+    CountFn, MappingCountFn, MappingFn, ProcessExit, ProcessFn, ProcessStart, Task, TaskSwitch,
+    EXEC_EVENT, EXIT_EVENT, MAPPING, MAPPING_COUNT, PLUGIN, PROCESS, PROCESS_COUNT, SWITCH_EVENT,
 };
 use qemu_xplugin::{Args, Install, Result};
 
@@ -29,7 +32,12 @@ struct Osi {
 }
 
 fn tree(osi: Osi, title: &str, maps_of: &[String]) -> String {
-    let tasks: Vec<Task> = (0..(osi.count)()).map(|i| (osi.process)(i)).collect();
+    // A refresh between the count and the items shortens the list: an
+    // index past its end gives an unknown task, left out.
+    let tasks: Vec<Task> = (0..(osi.count)())
+        .map(|i| (osi.process)(i))
+        .filter(Task::is_known)
+        .collect();
     let mut out = format!("ps: {title}: {} tasks\nps:   PID  PPID NAME\n", tasks.len());
     // Children of each process, in list order; threads of each process.
     let mut children: BTreeMap<i32, Vec<&Task>> = BTreeMap::new();
@@ -88,10 +96,6 @@ fn tree(osi: Osi, title: &str, maps_of: &[String]) -> String {
                 );
             }
         }
-        if t.pid == 0 {
-            // init_task is pid 0's list entry; the idle tasks of other
-            // CPUs are not on the list.
-        }
         for child in children.get(&t.pid).into_iter().flatten().rev() {
             if child.pid != t.pid {
                 stack.push((child, depth + 1));
@@ -111,6 +115,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     };
     let only: Option<String> = args.take("proc")?;
     let maps: Vec<String> = args.take_all("maps")?;
+    let events: bool = args.take_or("events", false)?;
     let osi = Osi {
         count: plugin.import(PLUGIN, PROCESS_COUNT)?,
         process: plugin.import(PLUGIN, PROCESS)?,
@@ -129,6 +134,28 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
                 );
                 qemu_xplugin::outs(&tree(osi, &title, &maps));
             }
+        })?;
+    }
+    if events {
+        plugin.subscribe(PLUGIN, EXIT_EVENT, move |e: &mut ProcessExit| {
+            qemu_xplugin::outs(&format!(
+                "ps: exit vcpu {} pid {} {} code {} {}\n",
+                e.vcpu_index,
+                e.task.pid,
+                e.task.name(),
+                e.code,
+                if e.group != 0 { "group" } else { "thread" }
+            ));
+        })?;
+        plugin.subscribe(PLUGIN, SWITCH_EVENT, move |s: &mut TaskSwitch| {
+            qemu_xplugin::outs(&format!(
+                "ps: switch vcpu {} pid {} {} -> pid {} {}\n",
+                s.vcpu_index,
+                s.from.pid,
+                s.from.name(),
+                s.to.pid,
+                s.to.name()
+            ));
         })?;
     }
     if on_exit {
