@@ -56,6 +56,13 @@ const NR_EXIT_GROUP: u64 = 231;
 /// `syscall` (AMD) and `int 0x80` use the i386 numbers.
 const USER32_CS: u32 = 0x23;
 
+/// Most return sites remembered (addresses right after a syscall
+/// instruction, of every address space: the translation callback has no
+/// address space to key them by): cleared when full. A block translated
+/// after that and starting at a return site is not observed until the
+/// syscall instruction before it is translated again.
+const MAX_RETURN_SITES: usize = 1 << 18;
+
 /// Most tasks remembered for exec detection.
 const MAX_SEEN: usize = 1 << 16;
 
@@ -509,7 +516,13 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
                 _ => continue,
             };
             observe = true;
-            lock(&return_sites).insert(insn.vaddr() + 2);
+            {
+                let mut sites = lock(&return_sites);
+                if sites.len() >= MAX_RETURN_SITES {
+                    sites.clear();
+                }
+                sites.insert(insn.vaddr().wrapping_add(2));
+            }
             let osi = translating.clone();
             insn.on_exec_fn(RegAccess::Read, move |vcpu| {
                 // The i386 ABI (int 0x80 anywhere; syscall in a 32-bit

@@ -37,6 +37,15 @@ const ARGS32: [&str; 6] = ["rbx", "rcx", "rdx", "rsi", "rdi", "rbp"];
 /// Linux's `__USER32_CS`: the code segment of 32-bit processes.
 const USER32_CS: u64 = 0x23;
 
+/// Most return sites remembered. They are virtual addresses of every
+/// address space (ASLR puts libc's syscall sites at other addresses in
+/// each process, so the set grows with the processes run); the
+/// translation callback has no address space to key them by. Cleared when
+/// full: a return block translated after that, whose syscall instruction
+/// was translated before, is not instrumented (its return is not seen)
+/// until that code is translated again.
+const MAX_RETURN_SITES: usize = 1 << 18;
+
 /// Most calls pending in one thread (signal handlers nested in returns).
 const MAX_NESTED: usize = 16;
 
@@ -355,7 +364,13 @@ fn install(plugin: &mut Install, _args: &mut Args) -> Result<()> {
                 _ => continue,
             };
             let pc = insn.vaddr();
-            with_state(|state| state.return_sites.insert(pc + 2));
+            with_state(|state| {
+                // Bounded: cleared when full (see MAX_RETURN_SITES).
+                if state.return_sites.len() >= MAX_RETURN_SITES {
+                    state.return_sites.clear();
+                }
+                state.return_sites.insert(pc.wrapping_add(2))
+            });
             insn.on_exec_fn(RegAccess::ReadWrite, move |vcpu| {
                 on_entry(vcpu, &enter, int80, pc)
             });
