@@ -4,11 +4,13 @@
 //! Functions (import them with `Install::import(PLUGIN, NAME)`):
 //!
 //! - [`CURRENT`] ([`CurrentFn`]): the task a vCPU runs, as `osi` read it
-//!   at the last point it observed that vCPU (every `syscall` / `int 0x80`
-//!   instruction and the instruction after it, where `osi` runs before any
-//!   plugin installed after it);
+//!   at the last point it observed that vCPU (the start of every block
+//!   that holds a `syscall` / `int 0x80` instruction or starts right after
+//!   one: a block callback, which runs before every instruction callback
+//!   of the block, whichever plugin registered it);
 //! - [`PROCESS_COUNT`] / [`PROCESS`]: the process list (threads included),
-//!   as of the last refresh (at every exec and every `exit_group`);
+//!   as of the last refresh (at every exec only: a process that exited
+//!   stays in it until the next exec);
 //! - [`MAPPING_COUNT`] / [`MAPPING`]: the memory mappings of a process,
 //!   read at the same refresh.
 //!
@@ -86,8 +88,12 @@ pub mod flags {
     /// A kernel thread (`PF_KTHREAD`: no user address space).
     pub const KERNEL_THREAD: u32 = 2;
     /// The vCPU was in user mode when observed ([`super::CURRENT`] only).
+    /// `osi` observes at user-mode points only (syscall instructions and
+    /// the instructions after them), so a known current task has it.
     pub const USER_MODE: u32 = 4;
     /// The vCPU was in kernel mode when observed ([`super::CURRENT`] only).
+    /// Not set by `osi` today (it does not observe in kernel mode); kept
+    /// for providers that do.
     pub const KERNEL_MODE: u32 = 8;
 }
 

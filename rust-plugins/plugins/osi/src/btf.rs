@@ -264,7 +264,15 @@ pub fn layout(bytes: &[u8], hide: &[String]) -> Result<Layout, Error> {
         size: k.size("task_struct")?,
         pid: k.member("task_struct", "pid")?,
         tgid: k.member("task_struct", "tgid")?,
-        comm: k.member("task_struct", "comm")?,
+        comm: match k.array_len("task_struct", "comm")? {
+            // TASK_COMM_LEN, the size of osi_api::Comm.
+            16 => k.member("task_struct", "comm")?,
+            n => {
+                return Err(format!(
+                    "task_struct.comm has {n} bytes in the kernel's BTF, not 16"
+                ))
+            }
+        },
         flags: k.member("task_struct", "flags")?,
         tasks: k.member("task_struct", "tasks")?,
         mm: k.member("task_struct", "mm")?,

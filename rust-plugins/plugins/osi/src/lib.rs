@@ -14,9 +14,9 @@
 //! is the per-CPU variable `current_task` (`pcpu_hot.current_task` on
 //! newer kernels), at its `.data..percpu` offset from the CPU's per-CPU
 //! base: `gs_base` in kernel mode, `k_gs_base` in user mode (the kernel's
-//! `swapgs` exchanges them). `osi` reads it on every `syscall` / `int
-//! 0x80` instruction and on the instruction after one (the return), and
-//! walks `task_struct.tasks` (which goes through `init_task`) for the
+//! `swapgs` exchanges them). `osi` reads it at the start of every block
+//! that holds a `syscall` / `int 0x80` instruction or starts right after
+//! one (the return): user-mode points only. It walks `task_struct.tasks` (which goes through `init_task`) for the
 //! process list.
 //!
 //! Reads go through the vCPU's current page table; under page table
@@ -26,8 +26,12 @@
 //! With 5-level paging (`CR4.LA57`) the kernel's half of the address space
 //! starts at `0xff00...`, not `0xffff_8...`.
 //!
-//! Load `osi` before `syscalls` on the command line: its callbacks then
-//! run first on the same instruction, and `syscalls` finds it.
+//! Load `osi` before `syscalls` on the command line: `syscalls` imports
+//! `osi_current` when it is installed, so `osi` must exist by then (`osi`
+//! refuses to be installed after it). The order of the callbacks does not
+//! depend on it: QEMU runs the translation callbacks of the plugin
+//! installed last first, but `osi` observes in a block callback, which runs
+//! before every instruction callback of its block, whoever registered it.
 
 pub mod btf;
 pub mod paging;
@@ -187,6 +191,11 @@ fn exec_since(seen: Option<&Seen>, task: &Task) -> Option<bool> {
     same.then_some(s.mm != task.mm && task.mm != 0)
 }
 
+/// Indices of [`Osi::counts`].
+const EXEC: usize = 0;
+const EXIT: usize = 1;
+const SWITCH: usize = 2;
+
 struct Osi {
     layout: Layout,
     failures: Failures,
@@ -312,13 +321,14 @@ impl Osi {
             }
             std::mem::replace(&mut current[index], task)
         };
-        if previous.task != task.task && previous.task != 0 {
+        // A failed read of the current task is no switch (to nothing).
+        if previous.task != task.task && previous.task != 0 && task.task != 0 {
             let mut data = TaskSwitch {
                 vcpu_index: vcpu.index(),
                 from: previous,
                 to: task,
             };
-            self.count(2);
+            self.count(SWITCH);
             self.switch.fire(vcpu, &mut data);
         }
         if !task.is_known() {
@@ -363,7 +373,7 @@ impl Osi {
             if let Some(argv) = reader.argv(task.mm, 255) {
                 osi_api::fill(&mut data.argv, &argv);
             }
-            self.count(0);
+            self.count(EXEC);
             self.exec.fire(vcpu, &mut data);
         }
         Ok(())
@@ -406,7 +416,7 @@ impl Osi {
             }
             seen.remove(&task.task);
         }
-        self.count(1);
+        self.count(EXIT);
         self.exit.fire(vcpu, &mut data);
     }
 
@@ -548,9 +558,9 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         let get = |i: usize| osi.counts[i].load(std::sync::atomic::Ordering::Relaxed);
         qemu_xplugin::outs(&format!(
             "osi: {} exec, {} exit, {} task-switch events; {} reads through the kernel's page table (KPTI); {}\n",
-            get(0),
-            get(1),
-            get(2),
+            get(EXEC),
+            get(EXIT),
+            get(SWITCH),
             osi.walked.load(Ordering::Relaxed),
             osi.failures.report()
         ));
