@@ -12,7 +12,9 @@
 //!   as of the last refresh (at every exec only: a process that exited
 //!   stays in it until the next exec);
 //! - [`MAPPING_COUNT`] / [`MAPPING`]: the memory mappings of a process,
-//!   read at the same refresh.
+//!   read at the same refresh, for the processes some plugin asked for
+//!   with [`WANT_MAPPINGS`] only (reading every process's at every exec
+//!   costs thousands of guest reads per process).
 //!
 //! Events: [`EXEC_EVENT`] ([`ProcessStart`]), [`EXIT_EVENT`]
 //! ([`ProcessExit`]), [`SWITCH_EVENT`] ([`TaskSwitch`]).
@@ -33,6 +35,9 @@ pub const PROCESS: &str = "osi_process";
 pub const MAPPING_COUNT: &str = "osi_mapping_count";
 /// Exported function: [`MappingFn`], one mapping of a process.
 pub const MAPPING: &str = "osi_mapping";
+/// Exported function: [`WantMappingsFn`], asks for the mappings of the
+/// processes of a name.
+pub const WANT_MAPPINGS: &str = "osi_want_mappings";
 
 /// Event fired when a process starts a new program, with a
 /// [`ProcessStart`], after the process list was refreshed.
@@ -53,11 +58,17 @@ pub type CountFn = extern "C" fn() -> u32;
 /// index out of range gives [`Task::default`] (`pid` -1).
 pub type ProcessFn = extern "C" fn(u32) -> Task;
 /// `osi_mapping_count(tgid)`: number of mappings of a process at the
-/// last refresh (0: unknown process, or a kernel thread).
+/// last refresh (0: unknown process, a kernel thread, or a process whose
+/// mappings nobody asked for with [`WantMappingsFn`]).
 pub type MappingCountFn = extern "C" fn(i32) -> u32;
 /// `osi_mapping(tgid, index)`: a mapping, by start address; out of range
 /// gives [`Mapping::default`].
 pub type MappingFn = extern "C" fn(i32, u32) -> Mapping;
+/// `osi_want_mappings(name)`: from the next refresh on, read the mappings
+/// of the processes whose group leader is named `name` (an empty
+/// [`Comm`]: of every process). Call it at install (with `requires =
+/// ["osi"]`) or later; requests add up.
+pub type WantMappingsFn = extern "C" fn(Comm);
 
 /// A process name, NUL-padded like the kernel's `task_struct.comm`.
 #[repr(C)]

@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use osi_api::{
     flags, Mapping, ProcessExit, ProcessStart, Task, TaskSwitch, CURRENT, EXEC_EVENT, EXIT_EVENT,
-    MAPPING, MAPPING_COUNT, PROCESS, PROCESS_COUNT, SWITCH_EVENT,
+    MAPPING, MAPPING_COUNT, PROCESS, PROCESS_COUNT, SWITCH_EVENT, WANT_MAPPINGS,
 };
 use qemu_xplugin::{Args, Event, Install, Reg, RegAccess, Result, Vcpu};
 
@@ -81,6 +81,24 @@ struct Snapshot {
 }
 
 static SNAPSHOT: Mutex<Option<Snapshot>> = Mutex::new(None);
+
+/// The names of the processes whose mappings a refresh reads (an empty
+/// name: every process), as plugins asked with `osi_want_mappings`.
+static WANTED: Mutex<Vec<osi_api::Comm>> = Mutex::new(Vec::new());
+
+extern "C" fn osi_want_mappings(name: osi_api::Comm) {
+    let mut wanted = lock(&WANTED);
+    if !wanted.contains(&name) {
+        wanted.push(name);
+    }
+}
+
+/// Whether the mappings of `task` were asked for.
+fn wanted(wanted: &[osi_api::Comm], task: &Task) -> bool {
+    wanted
+        .iter()
+        .any(|w| *w == osi_api::Comm::default() || *w == task.comm)
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -298,8 +316,9 @@ impl Osi {
         if la57 && !self.noted_la57.swap(true, Ordering::Relaxed) {
             tracing::info!("5-level paging (CR4.LA57)");
         }
-        if mem.walked.get() > 0 {
-            self.walked.fetch_add(mem.walked.get(), Ordering::Relaxed);
+        let walked = mem.walked.get();
+        if walked > 0 {
+            self.walked.fetch_add(walked, Ordering::Relaxed);
             if !self.noted_kpti.swap(true, Ordering::Relaxed) {
                 tracing::info!(
                     "CR3 {cr3:#x} does not map the kernel (KPTI's user page table): reading it through the kernel's page table at {:#x}",
@@ -374,6 +393,9 @@ impl Osi {
                 osi_api::fill(&mut data.argv, &argv);
             }
             self.count(EXEC);
+            // The process list, mappings and argv: reads too.
+            self.walked
+                .fetch_add(mem.walked.get() - walked, Ordering::Relaxed);
             self.exec.fire(vcpu, &mut data);
         }
         Ok(())
@@ -420,14 +442,16 @@ impl Osi {
         self.exit.fire(vcpu, &mut data);
     }
 
-    /// Reads the process list and every process's mappings.
+    /// Reads the process list and the mappings of the processes asked
+    /// for.
     fn refresh<M: Mem>(&self, reader: &Reader<'_, M>, from: u64) {
         let Some(tasks) = reader.all_tasks(from) else {
             return;
         };
+        let want = lock(&WANTED).clone();
         let mut maps = HashMap::new();
         for t in &tasks {
-            if t.pid == t.tgid && t.mm != 0 && !t.is_kernel_thread() {
+            if t.pid == t.tgid && t.mm != 0 && !t.is_kernel_thread() && wanted(&want, t) {
                 match reader.mappings(t.mm) {
                     Some(m) => {
                         maps.insert(t.tgid, m);
@@ -480,6 +504,7 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     plugin.export(PROCESS, osi_process as osi_api::ProcessFn)?;
     plugin.export(MAPPING_COUNT, osi_mapping_count as osi_api::MappingCountFn)?;
     plugin.export(MAPPING, osi_mapping as osi_api::MappingFn)?;
+    plugin.export(WANT_MAPPINGS, osi_want_mappings as osi_api::WantMappingsFn)?;
     let osi = Arc::new(Osi {
         layout,
         failures: Failures::default(),

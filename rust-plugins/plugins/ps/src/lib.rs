@@ -18,8 +18,9 @@
 use std::collections::BTreeMap;
 
 use osi_api::{
-    CountFn, MappingCountFn, MappingFn, ProcessExit, ProcessFn, ProcessStart, Task, TaskSwitch,
-    EXEC_EVENT, EXIT_EVENT, MAPPING, MAPPING_COUNT, PLUGIN, PROCESS, PROCESS_COUNT, SWITCH_EVENT,
+    Comm, CountFn, MappingCountFn, MappingFn, ProcessExit, ProcessFn, ProcessStart, Task,
+    TaskSwitch, WantMappingsFn, EXEC_EVENT, EXIT_EVENT, MAPPING, MAPPING_COUNT, PLUGIN, PROCESS,
+    PROCESS_COUNT, SWITCH_EVENT, WANT_MAPPINGS,
 };
 use qemu_xplugin::{Args, Install, Result};
 
@@ -122,6 +123,11 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         map_count: plugin.import(PLUGIN, MAPPING_COUNT)?,
         mapping: plugin.import(PLUGIN, MAPPING)?,
     };
+    // osi reads the mappings of these processes only.
+    let want: WantMappingsFn = plugin.import(PLUGIN, WANT_MAPPINGS)?;
+    for name in &maps {
+        want(Comm::new(name));
+    }
     if on_exec {
         let maps = maps.clone();
         plugin.subscribe(PLUGIN, EXEC_EVENT, move |start: &mut ProcessStart| {
