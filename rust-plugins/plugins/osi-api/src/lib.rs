@@ -176,7 +176,8 @@ pub struct Mapping {
     pub pgoff: u64,
     /// The backing file's path (from the dentry names up to the root of
     /// its file system), NUL-terminated; empty for anonymous memory, `?`
-    /// when unreadable.
+    /// when unreadable; a path longer than 255 bytes is cut to end in
+    /// `...`.
     pub path: [u8; 256],
 }
 

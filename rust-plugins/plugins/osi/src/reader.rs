@@ -101,6 +101,19 @@ pub fn kernel_ptr(addr: u64, la57: bool) -> bool {
     (start..=KERNEL_END).contains(&addr)
 }
 
+/// Copies `text` into the NUL-terminated `buf`; a text too long ends in
+/// `...` (not silently cut).
+pub fn fill_marked(buf: &mut [u8], text: &[u8]) {
+    let room = buf.len().saturating_sub(1);
+    if text.len() <= room {
+        osi_api::fill(buf, text);
+    } else {
+        let mut cut = text[..room.saturating_sub(3)].to_vec();
+        cut.extend_from_slice(b"...");
+        osi_api::fill(buf, &cut);
+    }
+}
+
 /// `base + offset`, None on overflow: `base` comes from the guest.
 fn at(base: u64, offset: u64) -> Option<u64> {
     base.checked_add(offset)
@@ -285,6 +298,10 @@ impl<M: Mem> Reader<'_, M> {
                         tasks.push(self.task(thread));
                     }
                 }
+                // Threads included, at most MAX_TASKS in all.
+                if tasks.len() > MAX_TASKS {
+                    return None;
+                }
             }
             if let Some(zero) = tasks.iter().position(|t| t.pid == 0 && t.is_known()) {
                 tasks.rotate_left(zero);
@@ -403,7 +420,7 @@ impl<M: Mem> Reader<'_, M> {
             let file = u64_at(v.file);
             if file != 0 {
                 let path = self.file_path(file);
-                osi_api::fill(&mut map.path, path.as_deref().unwrap_or("?").as_bytes());
+                fill_marked(&mut map.path, path.as_deref().unwrap_or("?").as_bytes());
             }
             maps.push(map);
         }
@@ -915,6 +932,15 @@ mod tests {
         mem.put_u64(n_root + 88, n_root | 3 << 3 | 4);
         assert!(reader(&mem, &l, &f).mappings(mm).is_none());
         assert_eq!(f.maps.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_long_path_ends_in_dots() {
+        let mut buf = [0xffu8; 8];
+        fill_marked(&mut buf, b"/bin/sh");
+        assert_eq!(&buf, b"/bin/sh\0");
+        fill_marked(&mut buf, b"/usr/bin/python3");
+        assert_eq!(&buf, b"/usr...\0");
     }
 
     #[test]
