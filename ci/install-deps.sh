@@ -18,13 +18,14 @@ PYCOTAP_VERSION=1.3.1
 
 # Build: ninja, glib, pixman, fdt, capstone, flex/bison, ccache.
 # Rust bindings: libclang-dev (bindgen). Guests: gcc/libc static archives;
-# cpio packs the Linux guest's initramfs.
+# cpio packs the Linux guest's initramfs; xz-utils and binutils (objcopy)
+# extract the kernel's BTF for osi; liblzma-dev for osi's xz2 crate.
 # Firmware: seabios (bios-256k.bin), ipxe-qemu (efi-e1000.rom),
 # qemu-system-data (pvh.bin, multiboot_dma.bin, linuxboot_dma.bin, ...).
 packages=(
     build-essential git python3 python3-venv ninja-build pkg-config
     libglib2.0-dev libpixman-1-dev libfdt-dev libcapstone-dev flex bison ccache
-    libclang-dev cpio
+    libclang-dev cpio xz-utils binutils liblzma-dev
     seabios ipxe-qemu qemu-system-data
 )
 # check-cfi: QEMU built with clang -fsanitize=cfi-icall, which needs LTO
