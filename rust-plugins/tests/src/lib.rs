@@ -191,18 +191,22 @@ impl Qemu {
     /// a busybox initramfs running `rust-plugins/guests/linux/init`); the
     /// serial console is the guest's output.
     pub fn linux(vcpus: u32) -> Self {
-        Self::linux_with(vcpus, None, "")
+        Self::linux_with(vcpus, None, "", None)
     }
 
     /// [`Qemu::linux`] with CPU model `cpu` (`-cpu`; QEMU's default when
-    /// None) and `cmdline` appended to the kernel's command line.
-    pub fn linux_with(vcpus: u32, cpu: Option<&str>, cmdline: &str) -> Self {
+    /// None), `cmdline` appended to the kernel's command line, and the
+    /// initramfs at `initrd` (None: the guest's `initramfs.gz`).
+    pub fn linux_with(vcpus: u32, cpu: Option<&str>, cmdline: &str, initrd: Option<&Path>) -> Self {
         let dir = std::env::var_os("LINUX_GUEST_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| top().join("build/linux"));
         let how = "build the Linux guest with `make linux-guest` (or set LINUX_GUEST_DIR)";
         let kernel = existing(dir.join("vmlinuz"), how);
-        let initrd = existing(dir.join("initramfs.gz"), how);
+        let initrd = match initrd {
+            Some(path) => path.to_owned(),
+            None => existing(dir.join("initramfs.gz"), how),
+        };
         let output = TempFile::new("serial");
         let mut cmd = Command::new(qemu("QEMU_SYSTEM", "qemu-system-x86_64"));
         cmd.args(["-nodefaults", "-display", "none", "-no-reboot", "-m", "256"])

@@ -398,7 +398,7 @@ fn check_workload_with_osi(run: &Run, vcpus: u32) {
         report.exec > 0 && report.exit > 0 && report.switch > 0,
         "-smp {vcpus}: {report:?}"
     );
-    assert_eq!(report.failed, [0; 6], "-smp {vcpus}: failed reads");
+    assert_eq!(report.failed, [0; 7], "-smp {vcpus}: failed reads");
 
     // The exit and switch events, as ps (events=on) prints them: as many
     // as osi counted; `sh -c 'exit 3'` exits its group with 3; every
@@ -464,8 +464,8 @@ struct Report {
     /// Reads through the kernel's page table (KPTI).
     walked: u64,
     /// Failed reads: current task, task_struct, task lists, mappings,
-    /// file names, argv.
-    failed: [u64; 6],
+    /// file names, argv, modules.
+    failed: [u64; 7],
 }
 
 fn osi_report(run: &Run) -> Report {
@@ -478,16 +478,83 @@ fn osi_report(run: &Run) -> Report {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|w| w.parse().ok())
         .collect();
-    assert_eq!(n.len(), 10, "{line}");
+    assert_eq!(n.len(), 11, "{line}");
     let report = Report {
         exec: n[0],
         exit: n[1],
         switch: n[2],
         walked: n[3],
-        failed: n[4..].try_into().expect("6"),
+        failed: n[4..].try_into().expect("7"),
     };
     eprintln!("{line}");
     report
+}
+
+/// A newc cpio archive of `files` (name, mode, contents).
+fn cpio(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut entry = |name: &str, mode: u32, data: &[u8]| {
+        let header = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            0,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0
+        );
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.resize(out.len().next_multiple_of(4), 0);
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(4), 0);
+    };
+    for (name, mode, data) in files {
+        entry(name, *mode, data);
+    }
+    entry("TRAILER!!!", 0, &[]);
+    out
+}
+
+/// The guest's initramfs plus `/dummy.ko` (Debian's `dummy` network
+/// driver, from the kernel's package) and `/init-mod`, which loads it and
+/// execs `/init`: boot it with `rdinit=/init-mod`. None if the module
+/// cannot be taken from the package (no `dpkg-deb`).
+fn initrd_with_a_module() -> Option<std::path::PathBuf> {
+    let dir = Qemu::linux_kernel().with_file_name("debs");
+    let deb = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().contains("linux-image-"))?;
+    let ko = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "dpkg-deb --fsys-tarfile '{}' | tar -xO --wildcards './lib/modules/*/kernel/drivers/net/dummy.ko'",
+            deb.display()
+        ))
+        .output()
+        .ok()
+        .filter(|o| o.status.success() && o.stdout.starts_with(b"\x7fELF"))?
+        .stdout;
+    let mut initrd = std::fs::read(Qemu::linux_kernel().with_file_name("initramfs.gz")).ok()?;
+    // The next archive starts 4-byte aligned (zeros are skipped).
+    initrd.resize(initrd.len().next_multiple_of(4), 0);
+    let script = b"#!/bin/busybox sh\n/bin/busybox insmod /dummy.ko\nexec /init\n";
+    initrd.extend(cpio(&[
+        ("dummy.ko", 0o100_644, &ko),
+        ("init-mod", 0o100_755, script),
+    ]));
+    let path = std::env::temp_dir().join(format!("xplugin-test-{}-initrd-mod", std::process::id()));
+    std::fs::write(&path, initrd).ok()?;
+    Some(path)
 }
 
 /// Page table isolation and 5-level paging, in one boot: `-cpu max` has
@@ -497,9 +564,38 @@ fn osi_report(run: &Run) -> Report {
 /// the per-CPU areas nor the `task_struct`s: osi reads them through the
 /// kernel's page table. (An Intel model, `-cpu Haswell-noTSX`, turns KPTI
 /// on by itself; the code path is the same.)
+///
+/// The same boot loads a kernel module before init runs (when `dpkg-deb`
+/// can take it from the kernel's package): osi finds `modules` and
+/// `init_task` in the kernel's kallsyms, the KASLR slide from init_task's
+/// run-time address, and lists the module.
 #[test]
 fn every_syscall_has_its_process_with_kpti_and_5_level_paging() {
-    let run = boot_with_osi_on(Qemu::linux_with(1, Some("max"), "pti=on"));
+    let initrd = initrd_with_a_module();
+    let cmdline = if initrd.is_some() {
+        "pti=on rdinit=/init-mod"
+    } else {
+        eprintln!("no dummy.ko from the kernel's package: the module part is skipped");
+        "pti=on"
+    };
+    let run = boot_with_osi_on(Qemu::linux_with(1, Some("max"), cmdline, initrd.as_deref()));
+    if let Some(path) = &initrd {
+        let _ = std::fs::remove_file(path);
+        let modules = run
+            .log
+            .lines()
+            .find(|l| l.starts_with("osi: ") && l.contains("kernel modules"))
+            .unwrap_or_else(|| panic!("no module line:\n{}", run.log));
+        let base = modules
+            .strip_prefix("osi: 1 kernel modules at the last refresh: dummy 0x")
+            .and_then(|rest| rest.split('+').next())
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .unwrap_or_else(|| panic!("{modules}"));
+        // The module area (MODULES_VADDR, above the kernel image).
+        assert!(base >= 0xffff_ffff_c000_0000, "{modules}");
+        run.assert_log_contains("osi: INFO KASLR slide ");
+        eprintln!("{modules}");
+    }
     check_workload_with_osi(&run, 1);
     run.assert_log_contains("osi: INFO 5-level paging (CR4.LA57)")
         .assert_log_contains(

@@ -16,6 +16,10 @@
 //!   with [`WANT_MAPPINGS`] only (reading every process's at every exec
 //!   costs thousands of guest reads per process).
 //!
+//! - [`MODULE_COUNT`] / [`MODULE`]: the loaded kernel modules, read at
+//!   the same refresh (none when `osi` has no symbol table: `kernel=` a
+//!   BTF blob).
+//!
 //! Events: [`EXEC_EVENT`] ([`ProcessStart`]), [`EXIT_EVENT`]
 //! ([`ProcessExit`]), [`SWITCH_EVENT`] ([`TaskSwitch`]).
 //!
@@ -35,6 +39,11 @@ pub const PROCESS: &str = "osi_process";
 pub const MAPPING_COUNT: &str = "osi_mapping_count";
 /// Exported function: [`MappingFn`], one mapping of a process.
 pub const MAPPING: &str = "osi_mapping";
+/// Exported function: [`CountFn`], number of loaded kernel modules at the
+/// last refresh.
+pub const MODULE_COUNT: &str = "osi_module_count";
+/// Exported function: [`ModuleFn`], one kernel module.
+pub const MODULE: &str = "osi_module";
 /// Exported function: [`WantMappingsFn`], asks for the mappings of the
 /// processes of a name.
 pub const WANT_MAPPINGS: &str = "osi_want_mappings";
@@ -64,6 +73,9 @@ pub type MappingCountFn = extern "C" fn(i32) -> u32;
 /// `osi_mapping(tgid, index)`: a mapping, by start address; out of range
 /// gives [`Mapping::default`].
 pub type MappingFn = extern "C" fn(i32, u32) -> Mapping;
+/// `osi_module(index)`: a loaded kernel module, in the kernel's list order
+/// (the last loaded first); out of range gives [`Module::default`].
+pub type ModuleFn = extern "C" fn(u32) -> Module;
 /// `osi_want_mappings(name)`: from the next refresh on, read the mappings
 /// of the processes whose group leader is named `name` (an empty
 /// [`Comm`]: of every process). Call it at install (with `requires =
@@ -189,6 +201,41 @@ impl Default for Mapping {
             vm_flags: 0,
             pgoff: 0,
             path: [0; 256],
+        }
+    }
+}
+
+/// A loaded kernel module (`struct module`).
+#[repr(C)]
+#[derive(qemu_xplugin::Shared, Clone, Copy, Debug)]
+pub struct Module {
+    /// Address of its code (`core_layout.base`, or `mem[MOD_TEXT].base`
+    /// from Linux 6.4).
+    pub base: u64,
+    /// Size of its code.
+    pub size: u64,
+    /// Its name, NUL-terminated.
+    pub name: [u8; 64],
+}
+
+impl Default for Module {
+    fn default() -> Self {
+        Self {
+            base: 0,
+            size: 0,
+            name: [0; 64],
+        }
+    }
+}
+
+impl Module {
+    /// The name (`?` if unknown).
+    pub fn name(&self) -> std::borrow::Cow<'_, str> {
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(64);
+        if end == 0 {
+            "?".into()
+        } else {
+            String::from_utf8_lossy(&self.name[..end])
         }
     }
 }

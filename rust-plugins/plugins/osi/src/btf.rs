@@ -59,6 +59,23 @@ pub struct Layout {
     pub dentry_parent: u64,
     /// `dentry.d_name.name`.
     pub dentry_name: u64,
+    /// `struct module` members; None if the BTF lacks one (no modules).
+    pub module: Option<ModuleLayout>,
+}
+
+/// `struct module` members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleLayout {
+    /// `list`: the list of `modules`.
+    pub list: u64,
+    /// `name`, and its length.
+    pub name: u64,
+    /// Length of `name` (`MODULE_NAME_LEN`).
+    pub name_len: u64,
+    /// The code's base (`core_layout.base`, or `mem[MOD_TEXT].base`).
+    pub base: u64,
+    /// The code's size (an `unsigned int`).
+    pub size: u64,
 }
 
 /// `task_struct` members.
@@ -163,18 +180,54 @@ pub struct VmaLayout {
     pub file: u64,
 }
 
+/// What `osi` takes from the kernel image.
+pub struct Image {
+    /// The BTF.
+    pub btf: Vec<u8>,
+    /// Link-time addresses of `init_task` and `modules`: from `.symtab`,
+    /// else from kallsyms in `.rodata`; None for a BTF blob, or when not
+    /// found.
+    pub symbols: Option<crate::kallsyms::Symbols>,
+}
+
 /// Where the kernel's BTF is: its bytes from a bzImage, an ELF or a raw
 /// blob.
 pub fn btf_bytes(path: &str) -> Result<Vec<u8>, Error> {
+    image(path).map(|i| i.btf)
+}
+
+/// The BTF and the symbols of the kernel image at `path`.
+pub fn image(path: &str) -> Result<Image, Error> {
     let data =
         std::fs::read(path).map_err(|e| format!("cannot read the kernel image {path}: {e}"))?;
     raw_btf(data).map_err(|e| format!("{path}: {e}"))
 }
 
-fn raw_btf(data: Vec<u8>) -> Result<Vec<u8>, Error> {
+/// `init_task` and `modules` from an ELF's `.symtab`, else from kallsyms.
+fn elf_symbols(elf: &object::File<'_>) -> Option<crate::kallsyms::Symbols> {
+    use object::ObjectSymbol;
+    let symbol = |name: &str| {
+        elf.symbols()
+            .find(|s| s.name() == Ok(name))
+            .map(|s| s.address())
+    };
+    if let (Some(init_task), Some(modules)) = (symbol("init_task"), symbol("modules")) {
+        return Some(crate::kallsyms::Symbols {
+            init_task,
+            modules,
+            current_task: symbol("current_task"),
+        });
+    }
+    crate::kallsyms::symbols(elf.section_by_name(".rodata")?.data().ok()?)
+}
+
+fn raw_btf(data: Vec<u8>) -> Result<Image, Error> {
     // BTF magic 0xeB9F, little-endian.
     if data.starts_with(&[0x9f, 0xeb]) {
-        return Ok(data);
+        return Ok(Image {
+            btf: data,
+            symbols: None,
+        });
     }
     if data.starts_with(b"\x7fELF") {
         let elf = object::File::parse(&*data).map_err(|e| format!("not a valid ELF: {e}"))?;
@@ -185,7 +238,10 @@ fn raw_btf(data: Vec<u8>) -> Result<Vec<u8>, Error> {
         let bytes = section
             .data()
             .map_err(|e| format!("cannot read its .BTF section: {e}"))?;
-        return Ok(bytes.to_vec());
+        return Ok(Image {
+            btf: bytes.to_vec(),
+            symbols: elf_symbols(&elf),
+        });
     }
     // A bzImage: the setup header says "HdrS" at 0x202; the compressed
     // kernel is an xz stream somewhere after it.
@@ -200,7 +256,7 @@ fn raw_btf(data: Vec<u8>) -> Result<Vec<u8>, Error> {
     Err("neither a bzImage, an ELF vmlinux nor a BTF blob".into())
 }
 
-fn raw_btf_elf(elf: Vec<u8>) -> Result<Vec<u8>, Error> {
+fn raw_btf_elf(elf: Vec<u8>) -> Result<Image, Error> {
     if !elf.starts_with(b"\x7fELF") {
         return Err("the bzImage's payload is not an ELF vmlinux".into());
     }
@@ -317,6 +373,7 @@ pub fn layout(bytes: &[u8], hide: &[String]) -> Result<Layout, Error> {
         file_dentry: k.member("file", "f_path")? + k.member("path", "dentry")?,
         dentry_parent: k.member("dentry", "d_parent")?,
         dentry_name: k.member("dentry", "d_name")? + k.member("qstr", "name")?,
+        module: module_layout(&k),
     };
     plausible(&layout)?;
     Ok(layout)
@@ -396,6 +453,39 @@ fn plausible(l: &Layout) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `struct module`, 6.1 (`core_layout`) or 6.4+ (`mem[]`, `MOD_TEXT` 0).
+fn module_layout(k: &Kernel<'_>) -> Option<ModuleLayout> {
+    let (code, base, size) = match k.member("module", "core_layout") {
+        Ok(at) => (
+            at,
+            k.member("module_layout", "base").ok()?,
+            k.member("module_layout", "size").ok()?,
+        ),
+        Err(_) => (
+            k.member("module", "mem").ok()?,
+            k.member("module_memory", "base").ok()?,
+            k.member("module_memory", "size").ok()?,
+        ),
+    };
+    let layout = ModuleLayout {
+        list: k.member("module", "list").ok()?,
+        name: k.member("module", "name").ok()?,
+        name_len: k.array_len("module", "name").ok()?,
+        base: code + base,
+        size: code + size,
+    };
+    let struct_size = k.size("module").ok()?;
+    let fits = [
+        (layout.list, 16),
+        (layout.name, layout.name_len),
+        (layout.base, 8),
+        (layout.size, 4),
+    ]
+    .iter()
+    .all(|&(at, len)| at + len <= struct_size);
+    (fits && layout.name_len <= 64 && struct_size <= 1 << 16).then_some(layout)
 }
 
 struct Kernel<'a> {
@@ -587,6 +677,25 @@ mod tests {
     }
 
     #[test]
+    fn kallsyms_of_the_test_kernel() {
+        let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let path = top.join("build/linux/vmlinuz");
+        if !path.exists() {
+            return;
+        }
+        let image = image(path.to_str().expect("UTF-8")).expect("the test kernel");
+        let symbols = image.symbols.expect("kallsyms found");
+        let layout = layout(&image.btf, &[]).expect("layout");
+        // The per-CPU variable's kallsyms value is BTF's offset: the tables
+        // were read right.
+        assert_eq!(symbols.current_task, Some(layout.current_task));
+        assert!(symbols.init_task >= 0xffff_ffff_8000_0000, "{symbols:x?}");
+        assert!(symbols.modules >= 0xffff_ffff_8000_0000, "{symbols:x?}");
+        assert_ne!(symbols.init_task, symbols.modules);
+        eprintln!("{symbols:x?}");
+    }
+
+    #[test]
     fn an_elf_without_btf() {
         // This test's own executable: an ELF, built without BTF.
         let exe = std::env::current_exe().expect("the test executable");
@@ -599,7 +708,10 @@ mod tests {
 
     #[test]
     fn not_a_kernel() {
-        assert!(raw_btf(b"hello".to_vec()).unwrap_err().contains("neither"));
+        assert!(raw_btf(b"hello".to_vec())
+            .err()
+            .expect("an error")
+            .contains("neither"));
         assert!(btf_bytes("/nonexistent/vmlinuz")
             .unwrap_err()
             .contains("cannot read the kernel image /nonexistent/vmlinuz"));

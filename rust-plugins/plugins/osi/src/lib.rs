@@ -34,6 +34,7 @@
 //! before every instruction callback of its block, whoever registered it.
 
 pub mod btf;
+pub mod kallsyms;
 pub mod paging;
 pub mod reader;
 
@@ -43,7 +44,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use osi_api::{
     flags, Mapping, ProcessExit, ProcessStart, Task, TaskSwitch, CURRENT, EXEC_EVENT, EXIT_EVENT,
-    MAPPING, MAPPING_COUNT, PROCESS, PROCESS_COUNT, SWITCH_EVENT, WANT_MAPPINGS,
+    MAPPING, MAPPING_COUNT, MODULE, MODULE_COUNT, PROCESS, PROCESS_COUNT, SWITCH_EVENT,
+    WANT_MAPPINGS,
 };
 use qemu_xplugin::{Args, Event, Install, Reg, RegAccess, Result, Vcpu};
 
@@ -78,6 +80,8 @@ static CURRENT_TASKS: Mutex<Vec<Task>> = Mutex::new(Vec::new());
 struct Snapshot {
     tasks: Vec<Task>,
     maps: HashMap<i32, Vec<Mapping>>,
+    /// The kernel modules; None: unknown.
+    modules: Option<Vec<osi_api::Module>>,
 }
 
 static SNAPSHOT: Mutex<Option<Snapshot>> = Mutex::new(None);
@@ -119,6 +123,20 @@ extern "C" fn osi_process(index: u32) -> Task {
     lock(&SNAPSHOT)
         .as_ref()
         .and_then(|s| s.tasks.get(index as usize).copied())
+        .unwrap_or_default()
+}
+
+extern "C" fn osi_module_count() -> u32 {
+    lock(&SNAPSHOT)
+        .as_ref()
+        .and_then(|s| s.modules.as_ref())
+        .map_or(0, |m| m.len() as u32)
+}
+
+extern "C" fn osi_module(index: u32) -> osi_api::Module {
+    lock(&SNAPSHOT)
+        .as_ref()
+        .and_then(|s| s.modules.as_ref()?.get(index as usize).copied())
         .unwrap_or_default()
 }
 
@@ -216,6 +234,10 @@ const SWITCH: usize = 2;
 
 struct Osi {
     layout: Layout,
+    /// Link-time addresses of `init_task` and `modules`, if known.
+    symbols: Option<kallsyms::Symbols>,
+    /// Whether the KASLR slide was reported.
+    noted_slide: AtomicBool,
     failures: Failures,
     /// Tasks seen, by `task_struct` address.
     seen: Mutex<HashMap<u64, Seen>>,
@@ -460,7 +482,26 @@ impl Osi {
                 }
             }
         }
-        *lock(&SNAPSHOT) = Some(Snapshot { tasks, maps });
+        let modules = self.symbols.and_then(|symbols| {
+            // The KASLR slide: init_task (the list's pid-0 entry) where it
+            // runs minus where it was linked.
+            let init = tasks.iter().find(|t| t.pid == 0 && t.is_known())?;
+            let slide = init.task.wrapping_sub(symbols.init_task);
+            let head = symbols.modules.wrapping_add(slide);
+            if !self.noted_slide.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    "KASLR slide {slide:#x} (init_task at {:#x}, linked at {:#x}): the module list at {head:#x}",
+                    init.task,
+                    symbols.init_task
+                );
+            }
+            reader.modules(head)
+        });
+        *lock(&SNAPSHOT) = Some(Snapshot {
+            tasks,
+            maps,
+            modules,
+        });
     }
 }
 
@@ -480,9 +521,22 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     }
     let kernel: String = args.require("kernel")?;
     let hide: Vec<String> = args.take_all("hide")?;
-    let layout = btf::btf_bytes(&kernel)
-        .and_then(|bytes| btf::layout(&bytes, &hide))
+    let (layout, symbols) = btf::image(&kernel)
+        .and_then(|image| Ok((btf::layout(&image.btf, &hide)?, image.symbols)))
         .map_err(|e| format!("kernel={kernel}: {e}"))?;
+    match (&symbols, &layout.module) {
+        (Some(s), Some(_)) => tracing::info!(
+            "{kernel}: init_task linked at {:#x}, modules at {:#x}",
+            s.init_task,
+            s.modules
+        ),
+        (None, _) => tracing::info!(
+            "{kernel}: no symbol table (kallsyms not found, or a BTF blob): kernel modules are not listed"
+        ),
+        (_, None) => tracing::info!(
+            "{kernel}: no struct module layout in the BTF: kernel modules are not listed"
+        ),
+    }
     tracing::info!(
         "{kernel}: current task at per-CPU offset {:#x} ({})",
         layout.current_task,
@@ -505,8 +559,12 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     plugin.export(MAPPING_COUNT, osi_mapping_count as osi_api::MappingCountFn)?;
     plugin.export(MAPPING, osi_mapping as osi_api::MappingFn)?;
     plugin.export(WANT_MAPPINGS, osi_want_mappings as osi_api::WantMappingsFn)?;
+    plugin.export(MODULE_COUNT, osi_module_count as osi_api::CountFn)?;
+    plugin.export(MODULE, osi_module as osi_api::ModuleFn)?;
     let osi = Arc::new(Osi {
         layout,
+        symbols,
+        noted_slide: AtomicBool::new(false),
         failures: Failures::default(),
         seen: Mutex::new(HashMap::new()),
         cs: plugin.register("cs"),
@@ -581,6 +639,19 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     });
     plugin.on_exit(move |_| {
         let get = |i: usize| osi.counts[i].load(std::sync::atomic::Ordering::Relaxed);
+        let modules = match lock(&SNAPSHOT).as_ref().and_then(|s| s.modules.clone()) {
+            Some(m) => format!(
+                "{} kernel modules at the last refresh{}{}\n",
+                m.len(),
+                if m.is_empty() { "" } else { ": " },
+                m.iter()
+                    .map(|m| format!("{} {:#x}+{:#x}", m.name(), m.base, m.size))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            None => "kernel modules unknown\n".to_owned(),
+        };
+        qemu_xplugin::outs(&format!("osi: {modules}"));
         qemu_xplugin::outs(&format!(
             "osi: {} exec, {} exit, {} task-switch events; {} reads through the kernel's page table (KPTI); {}\n",
             get(EXEC),

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use osi_api::{flags, Comm, Mapping, Task};
+use osi_api::{flags, Comm, Mapping, Module, Task};
 
 use crate::btf::{Layout, Threads};
 
@@ -36,6 +36,8 @@ pub const MAX_THREADS: usize = 4096;
 pub const MAX_NODES: usize = 8192;
 /// Deepest maple tree (the kernel's `MAPLE_HEIGHT_MAX` is 31).
 pub const MAX_DEPTH: u32 = 31;
+/// Most kernel modules.
+pub const MAX_MODULES: usize = 4096;
 /// Most path components of a file name.
 pub const MAX_COMPONENTS: usize = 64;
 
@@ -57,6 +59,8 @@ pub struct Failures {
     pub path: AtomicU64,
     /// A process's arguments.
     pub argv: AtomicU64,
+    /// The list of kernel modules.
+    pub modules: AtomicU64,
 }
 
 impl Failures {
@@ -68,13 +72,14 @@ impl Failures {
     pub fn report(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "failed reads: current task {}, task_struct {}, task lists {}, mappings {}, file names {}, argv {}",
+            "failed reads: current task {}, task_struct {}, task lists {}, mappings {}, file names {}, argv {}, modules {}",
             get(&self.current),
             get(&self.task),
             get(&self.list),
             get(&self.maps),
             get(&self.path),
-            get(&self.argv)
+            get(&self.argv),
+            get(&self.modules)
         )
     }
 }
@@ -552,6 +557,37 @@ impl<M: Mem> Reader<'_, M> {
         Some(())
     }
 
+    /// The kernel modules on the list whose head (`modules`) is at `head`.
+    /// None (and a failure counted) if the list cannot be walked, or the
+    /// BTF has no `struct module` layout.
+    pub fn modules(&self, head: u64) -> Option<Vec<Module>> {
+        let read = || -> Option<Vec<Module>> {
+            let m = self.layout.module.as_ref()?;
+            let entries = self.list(head, m.list, MAX_MODULES, false)?;
+            let mut out = Vec::with_capacity(entries.len());
+            for e in entries {
+                let mut module = Module::default();
+                let len = usize::try_from(m.name_len).ok()?.min(63);
+                if !self.mem.read(at(e, m.name)?, &mut module.name[..len]) {
+                    return None;
+                }
+                module.name[len..].fill(0);
+                if let Some(end) = module.name.iter().position(|&b| b == 0) {
+                    module.name[end..].fill(0);
+                }
+                module.base = self.mem.u64(at(e, m.base)?)?;
+                module.size = u64::from(self.mem.i32(at(e, m.size)?)? as u32);
+                out.push(module);
+            }
+            Some(out)
+        };
+        let modules = read();
+        if modules.is_none() {
+            Failures::count(&self.failures.modules);
+        }
+        modules
+    }
+
     /// The path of the file at `file` (`struct file`): the dentry names up
     /// to the root of its file system (mount points are not crossed).
     pub fn file_path(&self, file: u64) -> Option<String> {
@@ -707,6 +743,13 @@ mod tests {
             file_dentry: 0x18,
             dentry_parent: 0x18,
             dentry_name: 0x28,
+            module: Some(crate::btf::ModuleLayout {
+                list: 0x8,
+                name: 0x18,
+                name_len: 56,
+                base: 0x60,
+                size: 0x68,
+            }),
         }
     }
 
@@ -765,7 +808,7 @@ mod tests {
         );
         assert!(f
             .report()
-            .ends_with("task lists 0, mappings 0, file names 0, argv 0"));
+            .ends_with("task lists 0, mappings 0, file names 0, argv 0, modules 0"));
     }
 
     #[test]
@@ -932,6 +975,47 @@ mod tests {
         mem.put_u64(n_root + 88, n_root | 3 << 3 | 4);
         assert!(reader(&mem, &l, &f).mappings(mm).is_none());
         assert_eq!(f.maps.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn kernel_modules_from_their_list() {
+        let mut mem = Fake::default();
+        let head = K + 0x9000;
+        let (a, b) = (K + 0xa000, K + 0xb000);
+        for (m, name, base) in [
+            (a, "e1000", 0xffff_ffff_c000_0000u64),
+            (b, "virtio_blk", 0xffff_ffff_c001_0000),
+        ] {
+            mem.zeroed(m, 0x100);
+            mem.put(m + 0x18, name.as_bytes());
+            mem.put_u64(m + 0x60, base);
+            mem.put(m + 0x68, &0x3000u32.to_le_bytes());
+        }
+        mem.zeroed(head, 16);
+        mem.put_u64(head, a + 0x8);
+        mem.put_u64(a + 0x8, b + 0x8);
+        mem.put_u64(b + 0x8, head);
+        let (l, f) = (layout(), Failures::default());
+        let r = reader(&mem, &l, &f);
+        let got: Vec<(String, u64, u64)> = r
+            .modules(head)
+            .expect("modules")
+            .iter()
+            .map(|m| (m.name().into_owned(), m.base, m.size))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("e1000".to_owned(), 0xffff_ffff_c000_0000, 0x3000),
+                ("virtio_blk".to_owned(), 0xffff_ffff_c001_0000, 0x3000)
+            ]
+        );
+        // An empty list: the head points at itself.
+        mem.put_u64(head, head);
+        assert_eq!(reader(&mem, &l, &f).modules(head).map(|m| m.len()), Some(0));
+        // A wrong head (a wrong KASLR slide): unreadable, counted.
+        assert!(reader(&mem, &l, &f).modules(K + 0x7_0000).is_none());
+        assert_eq!(f.modules.load(Ordering::Relaxed), 1);
     }
 
     #[test]
