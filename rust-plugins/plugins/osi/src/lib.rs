@@ -232,6 +232,38 @@ const EXEC: usize = 0;
 const EXIT: usize = 1;
 const SWITCH: usize = 2;
 
+/// The warning for the first failed read of the current task: the page
+/// tables in use and the cause.
+fn no_current_message(
+    why: NoCurrent,
+    cr3: u64,
+    la57: bool,
+    kernel_root: Option<u64>,
+    layout: &Layout,
+) -> String {
+    let paging = if la57 { "5-level" } else { "4-level" };
+    let cause = match why {
+        NoCurrent::Base(base) => format!(
+            "the per-CPU base (GS base / KERNEL_GS_BASE) {base:#x} is not a kernel address"
+        ),
+        NoCurrent::Unreadable(at) => match kernel_root {
+            Some(root) => format!(
+                "the per-CPU variable at {at:#x} is mapped neither by the current page table nor by the kernel's (KPTI) at {root:#x}"
+            ),
+            None => format!(
+                "the per-CPU variable at {at:#x} is not mapped by the current page table (and CR3 is not a KPTI user page table)"
+            ),
+        },
+        NoCurrent::NotAPointer(value) => format!(
+            "{} (per-CPU offset {:#x}) holds {value:#x}, not a task pointer: the offset does not fit the running kernel (not the kernel= one, or Linux 6.15+ with relative per-CPU offsets, which osi refuses when kernel= is an image but cannot tell from a BTF blob)",
+            layout.current_task_name, layout.current_task
+        ),
+    };
+    format!(
+        "cannot read the current task (CR3 {cr3:#x}, {paging} paging): {cause}; syscalls are attributed to an unknown task until it can (counted as failed current-task reads in the report at exit)"
+    )
+}
+
 struct Osi {
     layout: Layout,
     /// Link-time addresses of `init_task` and `modules`, if known.
@@ -280,26 +312,9 @@ impl Osi {
         if self.warned.swap(true, Ordering::Relaxed) {
             return;
         }
-        let paging = if mem.la57 { "5-level" } else { "4-level" };
-        let cause = match why {
-            NoCurrent::Base(base) => format!(
-                "the per-CPU base (GS base / KERNEL_GS_BASE) {base:#x} is not a kernel address"
-            ),
-            NoCurrent::Unreadable(at) => match mem.kernel_root {
-                Some(root) => format!(
-                    "the per-CPU variable at {at:#x} is mapped neither by the current page table nor by the kernel's (KPTI) at {root:#x}"
-                ),
-                None => format!(
-                    "the per-CPU variable at {at:#x} is not mapped by the current page table (and CR3 is not a KPTI user page table)"
-                ),
-            },
-            NoCurrent::NotAPointer(value) => format!(
-                "{} (per-CPU offset {:#x}) holds {value:#x}, not a task pointer: the offset does not fit the running kernel (not the kernel= one, or Linux 6.15+ with relative per-CPU offsets, which osi refuses when kernel= is an image but cannot tell from a BTF blob)",
-                self.layout.current_task_name, self.layout.current_task
-            ),
-        };
         tracing::warn!(
-            "cannot read the current task (CR3 {cr3:#x}, {paging} paging): {cause}; syscalls are attributed to an unknown task until it can (counted as failed current-task reads in the report at exit)"
+            "{}",
+            no_current_message(why, cr3, mem.la57, mem.kernel_root, &self.layout)
         );
     }
 
@@ -680,6 +695,33 @@ mod tests {
             flags: flags::KNOWN,
             comm: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_warning_names_the_cause() {
+        let Ok(btf) = btf::btf_bytes(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../build/linux/vmlinux.btf"
+        )) else {
+            return;
+        };
+        let layout = btf::layout(&btf, &[]).expect("layout");
+        let m = no_current_message(
+            NoCurrent::Unreadable(0xff11_0000_0001_fb80),
+            0x2a03000,
+            true,
+            Some(0x2a02000),
+            &layout,
+        );
+        assert!(m.starts_with("cannot read the current task (CR3 0x2a03000, 5-level paging): the per-CPU variable at 0xff1100000001fb80 is mapped neither by the current page table nor by the kernel's (KPTI) at 0x2a02000;"), "{m}");
+        let m = no_current_message(NoCurrent::Base(0), 0x1000, false, None, &layout);
+        assert!(m.contains("4-level paging): the per-CPU base (GS base / KERNEL_GS_BASE) 0x0 is not a kernel address"), "{m}");
+        let m = no_current_message(NoCurrent::NotAPointer(7), 0x1000, false, None, &layout);
+        assert!(
+            m.contains("current_task (per-CPU offset 0x1fb80) holds 0x7, not a task pointer"),
+            "{m}"
+        );
+        assert!(m.contains("Linux 6.15+"), "{m}");
     }
 
     #[test]
