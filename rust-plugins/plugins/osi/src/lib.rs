@@ -165,6 +165,11 @@ struct VcpuMem<'a> {
     la57: bool,
     /// Reads that went through `kernel_root`.
     walked: std::cell::Cell<u64>,
+    /// Whether a kernel address was read through the current page table:
+    /// then it is no KPTI user page table (whose kernel half maps only the
+    /// entry code and the CPU entry areas, never the per-CPU areas read
+    /// first), and a page table at CR3 - 4 KiB would be some other page.
+    maps_kernel: std::cell::Cell<bool>,
 }
 
 impl<'a> VcpuMem<'a> {
@@ -175,22 +180,28 @@ impl<'a> VcpuMem<'a> {
                 .then_some(cr3 & paging::ADDR_MASK & !paging::PTI_USER_BIT),
             la57,
             walked: std::cell::Cell::new(0),
+            maps_kernel: std::cell::Cell::new(false),
         }
     }
 }
 
 impl Mem for VcpuMem<'_> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        let kernel = kernel_ptr(addr, self.la57);
         if self.vcpu.read_memory_into(addr, buf).is_ok() {
+            if kernel {
+                self.maps_kernel.set(true);
+            }
             return true;
         }
+        // The user half is the same in both page tables of KPTI.
         match self.kernel_root {
-            Some(root) => {
+            Some(root) if kernel && !self.maps_kernel.get() => {
                 let ok = paging::read(self, root, self.la57, addr, buf);
                 self.walked.set(self.walked.get() + u64::from(ok));
                 ok
             }
-            None => false,
+            _ => false,
         }
     }
 }
