@@ -524,6 +524,60 @@ fn cpio(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
     out
 }
 
+/// A static 32-bit (i386) program that enters the kernel with `syscall`
+/// (an AMD CPU allows it in compatibility mode, as the 32-bit vDSO does)
+/// for umask(0x12), i386 number 60, which is `exit` in the 64-bit table;
+/// then `exit(5)` through `int 0x80`.
+fn elf32_umask_then_exit_5() -> Vec<u8> {
+    let base = 0x0804_8000u32;
+    // After a `syscall` from compatibility mode the kernel returns to the
+    // vDSO's landing pad, which pops ebp, edx, ecx and returns: push them
+    // as __kernel_vsyscall does, over the address to continue at.
+    let resume = base + 84 + 20;
+    let mut code: Vec<u8> = vec![0x68]; // push resume
+    code.extend_from_slice(&resume.to_le_bytes());
+    code.extend_from_slice(&[
+        0x51, 0x52, 0x55, // push ecx; push edx; push ebp
+        0xb8, 60, 0, 0, 0, // mov eax, 60 (umask)
+        0xbb, 0x12, 0, 0, 0, // mov ebx, 0x12
+        0x0f, 0x05, // syscall
+        // resume:
+        0xb8, 1, 0, 0, 0, // mov eax, 1 (exit)
+        0xbb, 5, 0, 0, 0, // mov ebx, 5
+        0xcd, 0x80, // int 0x80
+    ]);
+    let size = 52 + 32 + code.len() as u32;
+    let mut elf = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    for (v, n) in [
+        (2u32, 2), // ET_EXEC
+        (3, 2),    // EM_386
+        (1, 4),
+        (base + 84, 4), // entry
+        (52, 4),        // phoff
+        (0, 4),
+        (0, 4),
+        (52, 2),
+        (32, 2),
+        (1, 2),
+        (0, 2),
+        (0, 2),
+        (0, 2),
+        // PT_LOAD of the whole file, r-x.
+        (1, 4),
+        (0, 4),
+        (base, 4),
+        (base, 4),
+        (size, 4),
+        (size, 4),
+        (5, 4),
+        (0x1000, 4),
+    ] {
+        elf.extend_from_slice(&v.to_le_bytes()[..n]);
+    }
+    elf.extend_from_slice(&code);
+    elf
+}
+
 /// The guest's initramfs plus `/dummy.ko` (Debian's `dummy` network
 /// driver, from the kernel's package) and `/init-mod`, which loads it and
 /// execs `/init`: boot it with `rdinit=/init-mod`. None if the module
@@ -547,9 +601,10 @@ fn initrd_with_a_module() -> Option<std::path::PathBuf> {
     let mut initrd = std::fs::read(Qemu::linux_kernel().with_file_name("initramfs.gz")).ok()?;
     // The next archive starts 4-byte aligned (zeros are skipped).
     initrd.resize(initrd.len().next_multiple_of(4), 0);
-    let script = b"#!/bin/busybox sh\n/bin/busybox insmod /dummy.ko\nexec /init\n";
+    let script = b"#!/bin/busybox sh\n/m32\n/bin/busybox insmod /dummy.ko\nexec /init\n";
     initrd.extend(cpio(&[
         ("dummy.ko", 0o100_644, &ko),
+        ("m32", 0o100_755, &elf32_umask_then_exit_5()),
         ("init-mod", 0o100_755, script),
     ]));
     let path = std::env::temp_dir().join(format!("xplugin-test-{}-initrd-mod", std::process::id()));
@@ -594,6 +649,24 @@ fn every_syscall_has_its_process_with_kpti_and_5_level_paging() {
         // The module area (MODULES_VADDR, above the kernel image).
         assert!(base >= 0xffff_ffff_c000_0000, "{modules}");
         run.assert_log_contains("osi: INFO KASLR slide ");
+        // The 32-bit program: its umask through `syscall` is no exit (the
+        // i386 ABI, by its code segment); its exit(5) is.
+        let m32: Vec<&str> = run
+            .log
+            .lines()
+            .filter(|l| l.starts_with("ps: exit vcpu ") && l.contains(" m32 "))
+            .collect();
+        assert_eq!(m32.len(), 1, "{m32:#?}\n{}", run.log);
+        assert!(m32[0].ends_with(" m32 code 5 thread"), "{m32:#?}");
+        // syscalls decodes it with the i386 ABI too: umask's argument from
+        // ebx, the old mask (022) returned.
+        assert!(
+            run.log.lines().any(|l| l.starts_with("[m32 ")
+                && l.contains("] int80_60(0x12,")
+                && l.ends_with(" = 18")),
+            "no 32-bit umask:\n{}",
+            run.log
+        );
         eprintln!("{modules}");
     }
     check_workload_with_osi(&run, 1);
