@@ -182,10 +182,12 @@ impl ByteArray {
 }
 
 thread_local! {
-    /// This thread's scratch array, NULL until its first use: a constant
-    /// initialiser and no destructor make the access one thread-local
-    /// load, which the compiler inlines into a callback (a `RefCell` with
-    /// a destructor made every register read a call of `LocalKey::with`).
+    /// This thread's scratch array when it is not lent, NULL before its
+    /// first use and while [`with_buffer`] lends it: a constant
+    /// initialiser and no destructor make the access a thread-local load
+    /// and store, which the compiler inlines into a callback (a `RefCell`
+    /// with a destructor made every register read a call of
+    /// `LocalKey::with`).
     static SCRATCH: Cell<*mut sys::GByteArray> = const { Cell::new(std::ptr::null_mut()) };
     /// Owns the scratch array, to free it when the thread ends.
     static SCRATCH_OWNER: RefCell<Option<ScratchOwner>> = const { RefCell::new(None) };
@@ -204,26 +206,24 @@ impl Drop for ScratchOwner {
     }
 }
 
-#[cold]
-#[inline(never)]
-fn new_scratch() -> *mut sys::GByteArray {
+fn new_scratch() {
     let array = ByteArray::new();
     let p = array.0;
     SCRATCH_OWNER.with(|owner| *owner.borrow_mut() = Some(ScratchOwner { _array: array }));
     SCRATCH.with(|s| s.set(p));
-    p
 }
 
 /// Lends `f` this thread's glib byte array, emptied, for one register or
 /// memory access: an access then costs no allocation.
 ///
-/// `f` must not reach `with_scratch` or [`with_buffer`] again while it
-/// holds a slice of the array (nothing in the SDK does: `f` calls QEMU,
-/// which never calls back into the plugin from a register or memory
-/// access, and reads the result). Scenario that would break it: an `f`
-/// that, holding `as_slice()`, lets the array be refilled through a second
-/// lender: glib may move `data`, and the slice would dangle. Only SDK code
-/// passes an `f`; plugin code never gets the array.
+/// Re-entrant: `f` may reach `with_scratch` or [`with_buffer`] again, and
+/// does when QEMU calls back into the plugin from inside `f`. A CR3
+/// write through `qemu_plugin_write_register()` is one: QEMU reports the
+/// address space change from inside that call, and the change callback
+/// may read memory. The nested lender then gets an array of its own
+/// (see [`with_buffer`]), so the array `f` holds, and any slice of it,
+/// stays as `f` left it. Only SDK code passes an `f`; plugin code never
+/// gets the array.
 #[inline(always)]
 pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut ByteArray) -> R) -> R {
     with_buffer(|buf| {
@@ -235,15 +235,47 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut ByteArray) -> R) -> R {
 /// [`with_scratch`] without emptying the array first, for QEMU calls that
 /// set its size themselves (memory reads): a read of the size the array
 /// has already costs no glib call.
+///
+/// The array is taken out of `SCRATCH` while `f` holds it and put back
+/// afterwards: a nested call finds `SCRATCH` empty and lends a new array,
+/// freed when it returns, instead of resizing the one `f` holds.
 #[inline(always)]
 pub(crate) fn with_buffer<R>(f: impl FnOnce(&mut ByteArray) -> R) -> R {
-    let mut p = SCRATCH.with(Cell::get);
+    let p = SCRATCH.with(|s| s.replace(std::ptr::null_mut()));
     if p.is_null() {
-        p = new_scratch();
+        return with_other_buffer(f);
     }
-    // The owner (SCRATCH_OWNER) frees it, not this lent handle.
-    let mut buf = std::mem::ManuallyDrop::new(ByteArray(p));
-    f(&mut buf)
+    let mut lent = Lent(std::mem::ManuallyDrop::new(ByteArray(p)));
+    f(&mut lent.0)
+}
+
+/// The scratch array while [`with_buffer`] lends it: puts it back in
+/// `SCRATCH` when dropped. The owner (`SCRATCH_OWNER`) frees it, not this.
+struct Lent(std::mem::ManuallyDrop<ByteArray>);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let p = self.0.as_ptr();
+        SCRATCH.with(|s| s.set(p));
+    }
+}
+
+/// [`with_buffer`] when `SCRATCH` is empty: on the thread's first use,
+/// creates the scratch array and lends it; when nested inside another
+/// lender (or once the thread's locals are being destroyed), lends a
+/// temporary array.
+#[cold]
+#[inline(never)]
+fn with_other_buffer<R>(f: impl FnOnce(&mut ByteArray) -> R) -> R {
+    let first_use = SCRATCH_OWNER
+        .try_with(|owner| owner.try_borrow().is_ok_and(|o| o.is_none()))
+        .unwrap_or(false);
+    if first_use {
+        new_scratch();
+        return with_buffer(f);
+    }
+    let mut temporary = ByteArray::new();
+    f(&mut temporary)
 }
 
 impl Drop for ByteArray {

@@ -429,23 +429,43 @@ impl Install {
 
     /// Runs `f` every time a vCPU switches to another address space
     /// (system mode; x86: a load of CR3 with a value other than the
-    /// current one; reloading the same value is not a switch), right
-    /// after the switch, on the vCPU's thread while it runs guest code.
-    /// QEMU reports no switch in user mode, nor on targets without address
-    /// space IDs, nor one made outside guest code (a debugger, a CPU
-    /// reset, a plugin writing CR3 from a vCPU init callback).
+    /// current one, and an INIT, which clears CR3; reloading the same
+    /// value is not a switch), right after the switch, on the vCPU's
+    /// thread while it runs guest code. QEMU reports no switch in user
+    /// mode, nor on targets without address space IDs, nor one made
+    /// outside guest code (a debugger, a machine reset, loading a
+    /// snapshot, a plugin writing CR3 from a vCPU init callback): after
+    /// one of those, the next change's `old` is not the previous one's
+    /// `new`.
     ///
     /// `f` runs in the middle of the instruction that switched, where
-    /// QEMU's copy of the registers is not up to date: its `&Vcpu` has no
-    /// register access ([`RegAccess::None`]; a read is an error of kind
+    /// only the [`AsidChange`] is reliable. QEMU's copy of the registers
+    /// is not up to date: its `&Vcpu` has no register access
+    /// ([`RegAccess::None`]; a read is an error of kind
     /// [`crate::ErrorKind::NotAllowed`]) and cannot write memory or
-    /// redirect. It may call [`Vcpu::asid`] and [`Vcpu::is_kernel_mode`],
-    /// read memory (through the new page tables) and read and add to
-    /// counters (it runs inside guest code). To read registers after a
-    /// switch, do it in the vCPU's next block (a hook made with
-    /// [`Install::exec_hook`], e.g. conditional on a counter `f` sets).
+    /// redirect. The rest of the vCPU's state may be half switched: the
+    /// instructions that change more than CR3 (x86: a task switch, RSM,
+    /// SVM's VMRUN and #VMEXIT) load it before CR0, EFER or CS, so
+    /// [`Vcpu::is_kernel_mode`] and memory reads may still see the state
+    /// before the switch, or a mix; a VMRUN that fails after loading CR3
+    /// switches back at once, a second change. [`Vcpu::asid`] is the new
+    /// ID, and counters can be read and added to (it runs inside guest
+    /// code). To see the vCPU's state after a switch, read it in the
+    /// vCPU's next block (a hook made with [`Install::exec_hook`], e.g.
+    /// conditional on a counter `f` sets).
     ///
-    /// ```compile_fail
+    /// Where `f` runs, and what it must not do:
+    /// - nested inside another callback's register write, when a plugin
+    ///   (this one or another) writes CR3 ([`Vcpu::write`],
+    ///   [`Vcpu::write_register`]): a lock held across that write and
+    ///   taken in `f` (a `std::sync::Mutex`) deadlocks or panics;
+    /// - sometimes with QEMU's global lock (the BQL) held, when the switch
+    ///   happens while delivering an interrupt or an INIT: `f` must not
+    ///   wait for anything another vCPU may hold while it waits for the
+    ///   BQL (a lock another vCPU's callback takes around a device
+    ///   access, or another vCPU's progress).
+    ///
+    /// ```compile_fail,E0596
     /// fn install(plugin: &mut qemu_xplugin::Install) {
     ///     // The `Vcpu` is lent immutably: no memory write, no redirect.
     ///     plugin.on_asid_change(|vcpu, _| vcpu.write_memory(0x1000, &[0]));

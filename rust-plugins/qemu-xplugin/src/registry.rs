@@ -28,12 +28,15 @@ pub(crate) type AsidFn = dyn Fn(&Vcpu, &AsidChange) -> Result<()> + Send + Sync;
 /// Flush and exit: where no vCPU starts (see [`ExecThread`]).
 pub(crate) type ThreadFn = dyn Fn(&ExecThread) + Send + Sync;
 
-/// The closures of one event, in registration order.
-pub(crate) struct List<T: ?Sized>(RwLock<Vec<Arc<T>>>);
+/// The closures of one event, in registration order. The list is
+/// replaced, not changed, when a closure is added: a snapshot is then a
+/// reference count, not a copy, as events such as address space changes
+/// come often.
+pub(crate) struct List<T: ?Sized>(RwLock<Arc<[Arc<T>]>>);
 
 impl<T: ?Sized> Default for List<T> {
     fn default() -> Self {
-        Self(RwLock::new(Vec::new()))
+        Self(RwLock::new(Arc::new([])))
     }
 }
 
@@ -42,18 +45,19 @@ impl<T: ?Sized> List<T> {
     /// trampoline must now be registered with QEMU.
     pub(crate) fn push(&self, f: Arc<T>) -> bool {
         let mut list = self.0.write().unwrap_or_else(|e| e.into_inner());
-        list.push(f);
+        *list = list.iter().cloned().chain([f]).collect();
         list.len() == 1
     }
 
-    /// A copy of the list: the lock is released before the closures run,
-    /// so a closure may register more.
-    pub(crate) fn snapshot(&self) -> Vec<Arc<T>> {
+    /// The list as it is now, without allocating: the lock is released
+    /// before the closures run, so a closure may register more (it
+    /// joins the next snapshot).
+    pub(crate) fn snapshot(&self) -> Arc<[Arc<T>]> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn clear(&self) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new([]);
     }
 }
 

@@ -23,7 +23,7 @@ use crate::{ExecThread, QemuThread, VcpuExit};
 /// allows register access but not redirection.
 fn run_vcpu_callbacks(list: &List<VcpuFn>, vcpu_index: c_uint, what: &str) {
     in_callback(|| {
-        for f in list.snapshot() {
+        for f in list.snapshot().iter() {
             let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWrite);
             report(f(&mut vcpu), what);
         }
@@ -52,7 +52,7 @@ pub(crate) extern "C" fn vcpu_init(_id: sys::qemu_plugin_id_t, vcpu_index: c_uin
 pub(crate) extern "C" fn vcpu_exit(_id: sys::qemu_plugin_id_t, vcpu_index: c_uint) {
     in_callback(|| {
         let vcpu = VcpuExit::new(vcpu_index);
-        for f in registry().vcpu_exit.snapshot() {
+        for f in registry().vcpu_exit.snapshot().iter() {
             report(f(&vcpu), "vCPU exit");
         }
     });
@@ -90,7 +90,7 @@ extern "C" fn flush(_id: sys::qemu_plugin_id_t) {
         // QEMU runs flush callbacks in an exclusive section (every vCPU
         // out of guest code, none starting): see ExecThread.
         let thread = ExecThread::here();
-        for f in registry().flush.snapshot() {
+        for f in registry().flush.snapshot().iter() {
             f(&thread);
         }
     });
@@ -99,7 +99,7 @@ extern "C" fn flush(_id: sys::qemu_plugin_id_t) {
 pub(crate) extern "C" fn translate(_id: sys::qemu_plugin_id_t, tb: *mut sys::qemu_plugin_tb) {
     in_callback(|| {
         let tb = Tb::new(tb);
-        for f in registry().translate.snapshot() {
+        for f in registry().translate.snapshot().iter() {
             f(&tb);
         }
     });
@@ -117,8 +117,8 @@ fn run_redirecting<T: ?Sized, R>(
 ) -> Option<R> {
     let (answer, redirect) = in_callback(|| {
         let mut vcpu = Vcpu::new(vcpu_index, RegAccess::ReadWritePc);
-        for f in list.snapshot() {
-            let answer = each(&f, &mut vcpu);
+        for f in list.snapshot().iter() {
+            let answer = each(f, &mut vcpu);
             let redirect = vcpu.take_redirect();
             if answer.is_some() || redirect.is_some() {
                 return (answer, redirect);
@@ -266,7 +266,7 @@ pub(crate) extern "C" fn asid_changed(vcpu_index: c_uint, old: u64, new: u64, _u
     let change = AsidChange { old, new };
     in_callback(|| {
         let vcpu = Vcpu::<ExecThread>::new(vcpu_index, RegAccess::None);
-        for f in registry().asid.snapshot() {
+        for f in registry().asid.snapshot().iter() {
             report(f(&vcpu, &change), "address space change");
         }
     });
@@ -293,7 +293,7 @@ pub(crate) extern "C" fn at_exit(_id: sys::qemu_plugin_id_t, _udata: *mut c_void
         // vCPUs, a fatal error on the main thread during startup while
         // vCPU 16 initialises.
         let thread = ExecThread::here();
-        for f in registry().exit.snapshot() {
+        for f in registry().exit.snapshot().iter() {
             f(&thread);
         }
     });

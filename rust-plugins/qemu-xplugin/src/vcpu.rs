@@ -126,9 +126,17 @@ impl<C: Context> Vcpu<C> {
     }
 
     /// The vCPU's current address space ID, the value that selects its
-    /// page tables (x86: CR3, whole): `None` in user mode and on targets
-    /// QEMU does not implement it for. Needs no register access, so any
-    /// callback may ask. See [`crate::Install::on_asid_change`].
+    /// page tables when paging is on (x86: CR3, whole): `None` in user mode
+    /// and on targets QEMU does not implement it for. Needs no register
+    /// access, so any callback may ask. See
+    /// [`crate::Install::on_asid_change`].
+    ///
+    /// QEMU answers for the vCPU it runs the callback for (its
+    /// `current_cpu`), not by [`Vcpu::index`]: the two are the same vCPU
+    /// in every callback but, in principle, a vCPU init callback for a
+    /// vCPU added while others run with one thread for all vCPUs
+    /// (`-accel tcg,thread=single`), where QEMU may run it with another
+    /// vCPU current. [`Vcpu::is_kernel_mode`] likewise.
     pub fn asid(&self) -> Option<u64> {
         let mut asid = 0;
         // SAFETY: on a vCPU thread inside a callback (Vcpu only exists
@@ -139,10 +147,13 @@ impl<C: Context> Vcpu<C> {
         unsafe { sys::qemu_plugin_vcpu_get_asid(&mut asid) }.then_some(asid)
     }
 
-    /// Whether the vCPU runs in kernel mode, the most privileged mode of
-    /// the guest's operating system (x86: CPL 0): `Some(false)` always in
-    /// user mode, `None` on targets QEMU does not implement it for. Needs
-    /// no register access.
+    /// Whether the vCPU runs at its most privileged level (x86: CPL 0),
+    /// where an operating system's kernel runs, but also, on x86, real
+    /// mode (firmware, boot loaders), System Management Mode and the host
+    /// of an SVM guest: `Some(false)` always in user mode, `None` on
+    /// targets QEMU does not implement it for. Needs no register access.
+    /// In an [`crate::Install::on_asid_change`] callback, it may still
+    /// answer for the state before the switch.
     pub fn is_kernel_mode(&self) -> Option<bool> {
         let mut kernel = false;
         // SAFETY: as for asid; kernel is a valid out pointer to a bool,
@@ -444,6 +455,9 @@ fn read_handle<R>(
 /// Writes `value`, which has the register's size, to the register behind
 /// `handle` (called `name`). The caller has checked write access.
 fn write_handle(handle: *mut sys::qemu_plugin_register, name: &str, value: &[u8]) -> Result<()> {
+    // QEMU may call back into this plugin from inside the write (a CR3
+    // write reports an address space change, whose callbacks may read
+    // memory): with_scratch lends those a buffer of their own.
     ffi::with_scratch(|buf| {
         buf.set(value);
         // SAFETY: vCPU callback with write access (checked by the caller);

@@ -102,3 +102,20 @@ fn the_uninstall_callback_runs_and_the_exit_callback_does_not() {
         .assert_log_contains("features: uninstall callback ran (1 vCPUs)");
     assert!(!run.log.contains("exit callback ran"), "{run:#?}");
 }
+
+/// A block callback writes CR3 twice (with PWT set, then back), and an
+/// address space change callback reads the new page tables, by virtual
+/// and by physical address: QEMU runs the change callback nested inside
+/// each register write, where the SDK, which holds its scratch buffer
+/// for the write, lends the reads another one.
+#[test]
+fn an_address_space_change_callback_reads_memory_inside_a_cr3_write() {
+    Qemu::system(KERNEL, 1)
+        .plugin("features,do=cr3-nested")
+        .run()
+        .assert_code(1)
+        .assert_log_contains(
+            "features: cr3 written twice: 2 nested changes, 2 read the page tables, \
+             cr3 back: true",
+        );
+}

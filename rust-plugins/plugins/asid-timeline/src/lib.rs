@@ -19,7 +19,13 @@
 //! `Vcpu::asid()` answers the new one and the vCPU is in kernel mode; and,
 //! at the vCPU's next block, that CR3 read through the register API holds
 //! the new ID. It prints `check: S switches, C checked at the
-//! next block, E errors`.
+//! next block, E errors`. These checks suit guests that switch with MOV
+//! to CR3 at CPL 0 (Linux, the test guests): QEMU reports the
+//! change in the middle of a task switch, RSM or SVM world switch with
+//! the rest of the state possibly not switched yet (the kernel mode check
+//! may fail there), and does not report a CR3 change made from outside
+//! the guest (a machine reset, loading a snapshot: the old ID check
+//! fails once after it).
 
 use std::collections::HashMap;
 use std::fmt::Write;
