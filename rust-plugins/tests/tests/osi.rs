@@ -134,6 +134,7 @@ fn plugin_ps(run: &Run) -> Tree {
         l.starts_with("ps: ")
             && !l.starts_with("ps: exec of")
             && !l.starts_with("ps: at exit")
+            && !l.starts_with("ps: exec vcpu ")
             && !l.starts_with("ps: exit vcpu ")
             && !l.starts_with("ps: switch vcpu ")
     }) {
@@ -578,6 +579,75 @@ fn elf32_umask_then_exit_5() -> Vec<u8> {
     elf
 }
 
+/// A static x86_64 program whose second thread calls execve (busybox's
+/// echo, printing `thread-exec`) while the first waits in pause(): the
+/// kernel's de_thread() gives the exec'ing thread the leader's pid.
+fn elf64_exec_from_a_thread() -> Vec<u8> {
+    let base = 0x40_0000u32;
+    let code_at = 64 + 56;
+    // Data after the code: the path, argv's strings, argv (8-aligned).
+    let code_len = 69;
+    let path = base + code_at + code_len;
+    let arg0 = path + 13; // "/bin/busybox\0"
+    let arg1 = arg0 + 5; // "echo\0"
+    let argv = (arg1 + 12).next_multiple_of(8); // "thread-exec\0"
+    let stack_top = base + 0x2000;
+    let le = |v: u32| v.to_le_bytes();
+    let mut code: Vec<u8> = Vec::new();
+    // clone(CLONE_VM | FS | FILES | SIGHAND | THREAD, stack_top, 0, 0, 0)
+    code.extend([0xb8, 56, 0, 0, 0]);
+    code.push(0xbf);
+    code.extend(le(0x10f00));
+    code.push(0xbe);
+    code.extend(le(stack_top));
+    code.extend([0x31, 0xd2, 0x45, 0x31, 0xd2, 0x45, 0x31, 0xc0, 0x0f, 0x05]);
+    // test eax, eax; jz child (+9)
+    code.extend([0x85, 0xc0, 0x74, 9]);
+    // parent: pause(); jmp parent
+    code.extend([0xb8, 34, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7]);
+    // child: execve(path, argv, NULL)
+    code.extend([0xb8, 59, 0, 0, 0, 0xbf]);
+    code.extend(le(path));
+    code.push(0xbe);
+    code.extend(le(argv));
+    code.extend([0x31, 0xd2, 0x0f, 0x05]);
+    // exit(1) if it failed
+    code.extend([0xb8, 60, 0, 0, 0, 0xbf, 1, 0, 0, 0, 0x0f, 0x05]);
+    assert_eq!(code.len() as u32, code_len);
+    code.extend(b"/bin/busybox\0echo\0thread-exec\0");
+    code.resize((argv - base - code_at) as usize, 0);
+    for p in [arg0, arg1, 0] {
+        code.extend(u64::from(p).to_le_bytes());
+    }
+    let file_size = u64::from(code_at) + code.len() as u64;
+    let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    elf.extend(2u16.to_le_bytes()); // ET_EXEC
+    elf.extend(62u16.to_le_bytes()); // EM_X86_64
+    elf.extend(1u32.to_le_bytes());
+    elf.extend(u64::from(base + code_at).to_le_bytes()); // entry
+    elf.extend(64u64.to_le_bytes()); // phoff
+    elf.extend(0u64.to_le_bytes()); // shoff
+    elf.extend(0u32.to_le_bytes()); // flags
+    for v in [64u16, 56, 1, 64, 0, 0] {
+        elf.extend(v.to_le_bytes());
+    }
+    // PT_LOAD rwx of the file, 8 KiB in memory (the thread's stack).
+    elf.extend(1u32.to_le_bytes());
+    elf.extend(7u32.to_le_bytes());
+    for v in [
+        0u64,
+        u64::from(base),
+        u64::from(base),
+        file_size,
+        0x2000,
+        0x1000,
+    ] {
+        elf.extend(v.to_le_bytes());
+    }
+    elf.extend(code);
+    elf
+}
+
 /// The guest's initramfs plus `/dummy.ko` (Debian's `dummy` network
 /// driver, from the kernel's package) and `/init-mod`, which loads it and
 /// execs `/init`: boot it with `rdinit=/init-mod`. None if the module
@@ -601,10 +671,11 @@ fn initrd_with_a_module() -> Option<std::path::PathBuf> {
     let mut initrd = std::fs::read(Qemu::linux_kernel().with_file_name("initramfs.gz")).ok()?;
     // The next archive starts 4-byte aligned (zeros are skipped).
     initrd.resize(initrd.len().next_multiple_of(4), 0);
-    let script = b"#!/bin/busybox sh\n/m32\n/bin/busybox insmod /dummy.ko\nexec /init\n";
+    let script = b"#!/bin/busybox sh\n/m32\n/xt\n/bin/busybox insmod /dummy.ko\nexec /init\n";
     initrd.extend(cpio(&[
         ("dummy.ko", 0o100_644, &ko),
         ("m32", 0o100_755, &elf32_umask_then_exit_5()),
+        ("xt", 0o100_755, &elf64_exec_from_a_thread()),
         ("init-mod", 0o100_755, script),
     ]));
     let path = std::env::temp_dir().join(format!("xplugin-test-{}-initrd-mod", std::process::id()));
@@ -658,6 +729,23 @@ fn every_syscall_has_its_process_with_kpti_and_5_level_paging() {
             .collect();
         assert_eq!(m32.len(), 1, "{m32:#?}\n{}", run.log);
         assert!(m32[0].ends_with(" m32 code 5 thread"), "{m32:#?}");
+        // xt's second thread execs busybox echo: an exec event under
+        // xt's pid (the kernel names it after the file).
+        let xt = run
+            .log
+            .lines()
+            .find_map(|l| l.strip_prefix("[xt ")?.split_once("] clone(0x10f00,"))
+            .unwrap_or_else(|| panic!("no clone of xt:\n{}", run.log))
+            .0;
+        let exec = format!(" pid {xt} busybox (echo thread-exec)");
+        assert!(
+            run.log
+                .lines()
+                .any(|l| l.starts_with("ps: exec vcpu ") && l.ends_with(&exec)),
+            "no exec event{exec}:\n{}",
+            run.log
+        );
+        run.assert_stdout_line("thread-exec");
         // syscalls decodes it with the i386 ABI too: umask's argument from
         // ebx, the old mask (022) returned.
         assert!(

@@ -7,9 +7,10 @@
 //! - `proc=NAME`: at exec, only when the new program's name is `NAME`;
 //! - `maps=NAME` (repeatable): with each tree, the memory mappings of the
 //!   processes named `NAME`;
-//! - `events=on`: also one line per exit event (`ps: exit vcpu V pid P
-//!   NAME code C group|thread`) and task-switch event (`ps: switch vcpu V
-//!   pid P NAME -> pid P NAME`) of `osi`.
+//! - `events=on`: also one line per exec event (`ps: exec vcpu V pid P
+//!   NAME (ARGV)`), exit event (`ps: exit vcpu V pid P NAME code C
+//!   group|thread`) and task-switch event (`ps: switch vcpu V pid P NAME
+//!   -> pid P NAME`) of `osi`.
 //!
 //! One line per task, indented under its parent: `ps: PID PPID NAME`,
 //! kernel threads in brackets as `ps(1)` shows them, the other threads of
@@ -128,11 +129,19 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     for name in &maps {
         want(Comm::new(name));
     }
-    if on_exec {
+    if on_exec || events {
         let maps = maps.clone();
         plugin.subscribe(PLUGIN, EXEC_EVENT, move |start: &mut ProcessStart| {
             let name = start.task.name();
-            if only.as_deref().map_or(true, |o| o == name) {
+            if events {
+                qemu_xplugin::outs(&format!(
+                    "ps: exec vcpu {} pid {} {name} ({})\n",
+                    start.vcpu_index,
+                    start.task.pid,
+                    start.argv().as_deref().unwrap_or("?")
+                ));
+            }
+            if on_exec && only.as_deref().map_or(true, |o| o == name) {
                 let title = format!(
                     "exec of {name} pid {} ({})",
                     start.task.pid,
