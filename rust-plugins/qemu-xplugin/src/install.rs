@@ -375,14 +375,33 @@ impl Install {
     /// instruction with `value` in its return register (`RAX`); `None`
     /// leaves the instruction its normal behaviour.
     ///
-    /// A number belongs to one plugin: an error when this plugin or another
-    /// one already handles `num`. A reset or an uninstall frees the plugin's
-    /// numbers.
+    /// On x86 `f` reads and writes the guest's full `EFLAGS`, and QEMU ends
+    /// the translation block after `CPUID`: flags, code after the
+    /// instruction and the CPU mode that `f` changes take effect at the next
+    /// instruction. When `f` returns `None`, its register and memory writes
+    /// are kept, and `CPUID` then writes its results over `EAX`-`EDX`.
+    /// `Vcpu::set_pc` returns an error (QEMU runs hypercall callbacks
+    /// with `QEMU_PLUGIN_CB_RW_REGS`, without `_PC`).
+    ///
+    /// Any guest code can make a hypercall (`CPUID` runs at every privilege
+    /// level): treat the arguments as untrusted.
+    ///
+    /// Hypercall numbers are 32-bit (x86's `EAX`): an error when `num`
+    /// exceeds `u32::MAX`, as QEMU would register a number that is never
+    /// called. A number belongs to one plugin: an error when this plugin or
+    /// another one already handles `num`. A reset or an uninstall frees the
+    /// plugin's numbers.
     pub fn on_hypercall(
         &mut self,
         num: u64,
         f: impl Fn(&mut Vcpu<QemuThread>, &Hypercall) -> Option<u64> + Send + Sync + 'static,
     ) -> Result<()> {
+        if num > u64::from(u32::MAX) {
+            return Err(format!(
+                "hypercall {num:#x}: numbers are 32-bit, the guest cannot make this call"
+            )
+            .into());
+        }
         let mut map = registry()
             .hypercalls
             .write()
@@ -395,6 +414,12 @@ impl Install {
         // needs. Called with the registry's lock held: QEMU does not call
         // the trampoline from within the registration, and the trampoline
         // only takes the lock for reading after QEMU published the number.
+        // Lock order: here the registry's write lock, then QEMU's
+        // plugin.lock (taken by the registration); a reset or uninstall
+        // takes plugin.lock, then clears the registry. That cannot deadlock
+        // because an `Install` only exists during install or reinstall,
+        // which runs on the thread that does the reset, inside QEMU's
+        // exclusive reset work, so the two orders never run concurrently.
         let registered = unsafe {
             sys::qemu_plugin_register_vcpu_hypercall_cb(
                 plugin_id(),
@@ -404,7 +429,7 @@ impl Install {
             )
         };
         if !registered {
-            return Err(format!("hypercall {num:#x} is already handled by another plugin").into());
+            return Err(format!("QEMU refused hypercall {num:#x} (already registered?)").into());
         }
         map.insert(num, Arc::new(f));
         Ok(())

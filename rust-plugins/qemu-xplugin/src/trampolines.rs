@@ -199,7 +199,10 @@ pub(crate) extern "C" fn syscall_filter(
 
 /// QEMU's hypercall callback, for every number this plugin registered: runs
 /// the number's handler with a [`Vcpu`] that reads and writes registers
-/// (QEMU sets `QEMU_PLUGIN_CB_RW_REGS`, not `_PC`: no redirect).
+/// (QEMU sets `QEMU_PLUGIN_CB_RW_REGS`, not `_PC`: no redirect). On x86
+/// QEMU hands the handler the full `EFLAGS` and loads back what it wrote,
+/// and ends the translation block after `CPUID`, so flag, code and mode
+/// changes take effect at the next instruction.
 #[allow(clippy::too_many_arguments)]
 pub(crate) extern "C" fn hypercall(
     vcpu_index: c_uint,

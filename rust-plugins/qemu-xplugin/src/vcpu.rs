@@ -44,9 +44,9 @@ impl RegAccess {
 ///
 /// `C` is where the callback runs: execution and memory hooks get a
 /// `Vcpu` (`Vcpu<ExecThread>`), which dereferences to an [`ExecThread`]
-/// (counters can be read there); syscall, vCPU init/idle/resume and
-/// discontinuity callbacks get a `Vcpu<QemuThread>`, which dereferences to
-/// a [`crate::QemuThread`] only.
+/// (counters can be read there); syscall, syscall filter, hypercall, vCPU
+/// init/idle/resume and discontinuity callbacks get a `Vcpu<QemuThread>`,
+/// which dereferences to a [`crate::QemuThread`] only.
 pub struct Vcpu<C: Context = ExecThread> {
     index: u32,
     access: RegAccess,

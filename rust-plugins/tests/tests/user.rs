@@ -38,8 +38,14 @@ fn hypercall_plugin_answers_logs_and_traces() {
         .assert_log_contains("hypercall: INFO guest: hello from the guest")
         .assert_log_contains("hypercall: INFO trace: started")
         .assert_log_contains("hypercall: INFO pings answered: 1\n");
-    let traced = run.log_numbers("hypercall: INFO trace: stopped, ");
-    assert!(traced[0] > 100, "{run:#?}");
+    let traced = run.log_numbers("hypercall: INFO trace: stopped, ")[0];
+    // Only what runs between start and stop (three printf calls), not
+    // the whole run.
+    assert!((1_000..=20_000).contains(&traced), "{traced}: {run:#?}");
+    // Stop stopped: nothing was counted after it.
+    run.assert_log_contains(&format!(
+        "hypercall: INFO trace: {traced} instructions traced in all\n"
+    ));
 }
 
 #[test]
@@ -57,7 +63,17 @@ fn a_hypercall_number_belongs_to_one_plugin() {
         .plugin_copy("hypercall", "")
         .run();
     assert_ne!(run.code, Some(0), "{run:#?}");
-    run.assert_stderr_contains("hypercall 0x4c580000 is already handled by another plugin");
+    run.assert_stderr_contains("QEMU refused hypercall 0x4c580000 (already registered?)");
+}
+
+#[test]
+fn hypercall_numbers_are_32_bit() {
+    // base + 3 would exceed EAX: the plugin refuses to install.
+    let run = Qemu::user(TARGETS)
+        .plugin("hypercall,base=0xfffffffd")
+        .run();
+    assert_ne!(run.code, Some(0), "{run:#?}");
+    run.assert_stderr_contains("base 0xfffffffd: base + 3 must not exceed 0xffffffff");
 }
 
 /// "counter: N instructions, M blocks (mode)" -> (N, M)

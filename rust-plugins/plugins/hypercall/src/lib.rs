@@ -12,7 +12,9 @@
 //! | `base + 3` |                  | stops tracing, logs the count                | instructions traced      |
 //!
 //! Without the plugin the guest gets `CPUID`'s results for these leaves.
-//! At exit the plugin logs how many pings it answered (from every vCPU).
+//! At exit the plugin logs how many pings it answered (from every vCPU)
+//! and how many instructions it traced in all (the stopped count when the
+//! guest stopped tracing).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,6 +32,10 @@ struct Trace {
 
 fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
     let base: u64 = args.take_or("base", 0x4c58_0000)?;
+    // The four numbers must be 32-bit hypercall numbers (x86's EAX).
+    if base > 0xffff_fffc {
+        return Err(format!("base {base:#x}: base + 3 must not exceed 0xffffffff").into());
+    }
     let trace = Arc::new(Trace::default());
     let pings = Arc::new(AtomicU64::new(0));
 
@@ -68,8 +74,13 @@ fn install(plugin: &mut Install, args: &mut Args) -> Result<()> {
         Some(insns)
     })?;
 
+    let total = trace.clone();
     plugin.on_exit(move |_| {
         tracing::info!("pings answered: {}", pings.load(Ordering::Relaxed));
+        tracing::info!(
+            "trace: {} instructions traced in all",
+            total.insns.load(Ordering::Relaxed)
+        );
     });
     plugin.on_translate(move |tb| {
         let trace = trace.clone();
