@@ -116,3 +116,14 @@ fn reset_from_reinstall_is_refused_and_a_later_reset_works() {
         )
         .assert_log_contains("lifecycle: second reset done");
 }
+
+/// A reset frees the plugin's hypercall numbers (log is no longer
+/// handled), and its reinstall can register one of them again (ping).
+#[test]
+fn reset_frees_hypercall_numbers_and_reinstall_takes_them_back() {
+    let run = run_user(&["lifecycle,do=hypercall-reset"], TARGETS);
+    run.assert_code(0)
+        .assert_stdout_line("hypercall ping(40, 2) = 43")
+        .assert_log_contains("lifecycle: reinstalled\n");
+    assert_no_log_line(&run, "lifecycle: guest logged");
+}
