@@ -409,17 +409,17 @@ impl Install {
         if map.contains_key(&num) {
             return Err(format!("hypercall {num:#x} is already handled by this plugin").into());
         }
+        // Locks (a deadlock argument, not a safety one): an `Install`
+        // exists only while QEMU installs or reinstalls this plugin, with
+        // its plugin.lock held; the registry's write lock is taken under
+        // it, and the registration takes plugin.lock again (recursive).
+        // A reset takes plugin.lock, then clears the registry: the same
+        // order. The trampoline only takes the registry lock for reading,
+        // never plugin.lock.
         // SAFETY: a registration of this plugin, with a trampoline of the
         // callback's type; its user data is unused. QEMU copies what it
-        // needs. Called with the registry's lock held: QEMU does not call
-        // the trampoline from within the registration, and the trampoline
-        // only takes the lock for reading after QEMU published the number.
-        // Lock order: here the registry's write lock, then QEMU's
-        // plugin.lock (taken by the registration); a reset or uninstall
-        // takes plugin.lock, then clears the registry. That cannot deadlock
-        // because an `Install` only exists during install or reinstall,
-        // which runs on the thread that does the reset, inside QEMU's
-        // exclusive reset work, so the two orders never run concurrently.
+        // needs and does not call the trampoline from within the
+        // registration.
         let registered = unsafe {
             sys::qemu_plugin_register_vcpu_hypercall_cb(
                 plugin_id(),

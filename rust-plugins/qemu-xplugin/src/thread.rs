@@ -63,7 +63,8 @@ impl QemuThread {
 /// Syscall, syscall filter, vCPU init/idle/resume and discontinuity
 /// callbacks run outside guest code, where another thread may be starting
 /// a vCPU: their `Vcpu` dereferences to a plain [`QemuThread`], and a
-/// counter cannot be read there.
+/// counter cannot be read there. Hypercall callbacks get one too,
+/// conservatively (they run inside guest code, in `CPUID`'s helper).
 ///
 /// Neither `Send` nor `Sync`, made only by the SDK:
 ///

@@ -455,6 +455,19 @@ fn read_handle<R>(
 /// Writes `value`, which has the register's size, to the register behind
 /// `handle` (called `name`). The caller has checked write access.
 fn write_handle(handle: *mut sys::qemu_plugin_register, name: &str, value: &[u8]) -> Result<()> {
+    // In linux-user, QEMU loads a segment selector written through the
+    // register API as the guest would, and a bad one raises a guest
+    // exception there: QEMU then longjmps out of the write, over this
+    // plugin's frames (values with destructors: undefined behaviour).
+    if is_user_segment_selector(name) {
+        return Err(Error::with_kind(
+            ErrorKind::NotAllowed,
+            format!(
+                "cannot write register '{name}' in user mode: QEMU would raise a guest \
+                 exception inside the write"
+            ),
+        ));
+    }
     // QEMU may call back into this plugin from inside the write (a CR3
     // write reports an address space change, whose callbacks may read
     // memory): with_scratch lends those a buffer of their own.
@@ -478,6 +491,13 @@ fn write_handle(handle: *mut sys::qemu_plugin_register, name: &str, value: &[u8]
         }
         Ok(())
     })
+}
+
+/// A segment selector (x86) whose write may fault inside QEMU: user mode
+/// only (system mode loads the segment cache without checks).
+fn is_user_segment_selector(name: &str) -> bool {
+    matches!(name, "cs" | "ss" | "ds" | "es" | "fs" | "gs")
+        && !crate::registry::plugin_info().system_emulation
 }
 
 /// Redirects the vCPU now. Call it last, from the C trampoline, once every

@@ -126,6 +126,13 @@ fn bad_register_and_memory_accesses_are_errors() {
             "cannot write register 'rip': it is read-only (to redirect the vCPU, use Vcpu::set_pc)",
             "NotAllowed",
         ),
+        // A bad selector would make QEMU raise a guest exception inside the
+        // write and longjmp over the plugin's frames.
+        (
+            "write-segment-user",
+            "cannot write register 'ds' in user mode: QEMU would raise a guest exception inside the write",
+            "NotAllowed",
+        ),
         ("unmapped-read", "cannot read 8 bytes at virtual address 0x10: not mapped", "Memory"),
         ("unmapped-read-u64", "cannot read 8 bytes at virtual address 0x10: not mapped", "Memory"),
         ("unmapped-write", "cannot write 4 bytes at virtual address 0x10: not mapped", "Memory"),
