@@ -151,26 +151,36 @@ fetch_debian_tarball() {
         die "checksum mismatch for $out: expected sha256 $DEB_SHA256, got $(sha256sum "$out" | cut -d' ' -f1)"
 }
 
+# unpack_pristine TARBALL VERSION DIR TAG MESSAGE...: DIR becomes a git
+# repo whose one commit (branch work, dated 2000) is TARBALL's tree, tagged
+# TAG, with the MESSAGE paragraphs; TARBALL's VERSION must be VERSION.
+unpack_pristine() {
+    local tarball=$1 want=$2 dir=$3 tag=$4 version m
+    local -a msg=()
+    shift 4
+    for m in "$@"; do msg+=(-m "$m"); done
+    rm -rf "$dir" && mkdir -p "$dir"
+    say "unpacking $tarball"
+    tar -xf "$tarball" -C "$dir" --strip-components=1 || die "cannot unpack $tarball"
+    version=$(cat "$dir/VERSION" 2>/dev/null || true)
+    [ "$version" = "$want" ] || die "$tarball holds QEMU '$version', expected $want"
+    git -C "$dir" init -q -b work
+    # A detached automatic gc after the big first commit would hold HEAD.lock
+    # (reflog expire) while the next commit runs.
+    git -C "$dir" config gc.auto 0
+    QEMU_SRC=$dir ensure_identity
+    git -C "$dir" add -A -f
+    GIT_AUTHOR_DATE="2000-01-01T00:00:00+0000" GIT_COMMITTER_DATE="2000-01-01T00:00:00+0000" \
+        git -C "$dir" commit -q "${msg[@]}"
+    git -C "$dir" tag "$tag"
+}
+
 prepare_from_tarball() {
     local tarball=$1
     [ -f "$tarball" ] || die "QEMU tarball $tarball does not exist"
-    local tmp=$QEMU_SRC.tmp
-    rm -rf "$tmp" && mkdir -p "$tmp"
-    say "unpacking $tarball"
-    tar -xf "$tarball" -C "$tmp" --strip-components=1 || die "cannot unpack $tarball"
-    local version
-    version=$(cat "$tmp/VERSION" 2>/dev/null || true)
-    [ "$version" = "$QEMU_VERSION" ] || die "$tarball holds QEMU '$version', expected $QEMU_VERSION"
-    git -C "$tmp" init -q -b work
-    # A detached automatic gc after the big first commit would hold HEAD.lock
-    # (reflog expire) while the next commit runs.
-    git -C "$tmp" config gc.auto 0
-    QEMU_SRC=$tmp ensure_identity
-    git -C "$tmp" add -A -f
-    GIT_AUTHOR_DATE="2000-01-01T00:00:00+0000" GIT_COMMITTER_DATE="2000-01-01T00:00:00+0000" \
-        git -C "$tmp" commit -q -m "QEMU v$QEMU_VERSION (pristine, from $(basename "$tarball"))"
-    git -C "$tmp" tag qemu-base
-    mv "$tmp" "$QEMU_SRC"
+    unpack_pristine "$tarball" "$QEMU_VERSION" "$QEMU_SRC.tmp" qemu-base \
+        "QEMU v$QEMU_VERSION (pristine, from $(basename "$tarball"))"
+    mv "$QEMU_SRC.tmp" "$QEMU_SRC"
 }
 
 prepare_from_submodule() {
@@ -280,20 +290,10 @@ cmd_prepare_master() {
         die "the archive of upstream master, $MASTER_TARBALL, is missing (it is shipped in shared/upstream/ beside the project; set MASTER_TARBALL to use another copy)"
     echo "$MASTER_SHA256  $MASTER_TARBALL" | sha256sum -c --status ||
         die "checksum mismatch for $MASTER_TARBALL: expected sha256 $MASTER_SHA256, got $(sha256sum "$MASTER_TARBALL" | cut -d' ' -f1)"
-    local tmp=$QEMU_SRC.tmp version
-    rm -rf "$tmp" && mkdir -p "$tmp"
-    say "unpacking $MASTER_TARBALL"
-    tar -xf "$MASTER_TARBALL" -C "$tmp" --strip-components=1 || die "cannot unpack $MASTER_TARBALL"
-    version=$(cat "$tmp/VERSION" 2>/dev/null || true)
-    [ "$version" = "$MASTER_VERSION" ] || die "$MASTER_TARBALL holds QEMU '$version', expected $MASTER_VERSION"
-    git -C "$tmp" init -q -b work
-    git -C "$tmp" config gc.auto 0
-    QEMU_SRC=$tmp ensure_identity
-    git -C "$tmp" add -A -f
-    GIT_AUTHOR_DATE="2000-01-01T00:00:00+0000" GIT_COMMITTER_DATE="2000-01-01T00:00:00+0000" \
-        git -C "$tmp" commit -q -m "QEMU master ${MASTER_COMMIT:0:12} (pristine, from $(basename "$MASTER_TARBALL"))" \
-        -m "upstream commit $MASTER_COMMIT"
-    git -C "$tmp" tag master-base
+    local tmp=$QEMU_SRC.tmp
+    unpack_pristine "$MASTER_TARBALL" "$MASTER_VERSION" "$tmp" master-base \
+        "QEMU master ${MASTER_COMMIT:0:12} (pristine, from $(basename "$MASTER_TARBALL"))" \
+        "upstream commit $MASTER_COMMIT"
     copy_master_subprojects "$tmp"
     mv "$tmp" "$QEMU_SRC"
     say "prepared $QEMU_SRC (upstream master ${MASTER_COMMIT:0:12})"
