@@ -104,3 +104,17 @@ fn hypercalls_are_advertised() {
     use qemu_xplugin_sys as sys;
     assert_eq!(sys::QEMU_PLUGIN_HAS_HYPERCALLS, 1);
 }
+
+#[test]
+fn mmio_callbacks_are_advertised() {
+    use qemu_xplugin_sys as sys;
+    assert_eq!(sys::QEMU_PLUGIN_HAS_MMIO_CALLBACKS, 1);
+    // The SDK's MmioAccess and MmioAction rest on these values.
+    assert_eq!(sys::qemu_plugin_mmio_flags::QEMU_PLUGIN_MMIO_WRITE.0, 1);
+    assert_eq!(
+        sys::qemu_plugin_mmio_flags::QEMU_PLUGIN_MMIO_UNASSIGNED.0,
+        2
+    );
+    assert_eq!(sys::qemu_plugin_mmio_result::QEMU_PLUGIN_MMIO_PASS.0, 0);
+    assert_eq!(sys::qemu_plugin_mmio_result::QEMU_PLUGIN_MMIO_DONE.0, 1);
+}

@@ -5,11 +5,13 @@
 //! (`trampolines.rs`) with QEMU.
 
 use std::marker::PhantomData;
+use std::ops::RangeBounds;
 use std::sync::Arc;
 
 use qemu_xplugin_sys as sys;
 
 use crate::hooks::{ExecHook, MemHook, MemRw};
+use crate::mmio::{MmioAccess, MmioAction};
 use crate::registry::{plugin_id, plugin_info, plugin_name, registry, List};
 use crate::scoreboard::{Pod, Scoreboard};
 use crate::trampolines;
@@ -511,6 +513,139 @@ impl Install {
                 )
             }
         }
+    }
+
+    /// Interposes on the guest's device accesses in the physical address
+    /// range `range` (system mode): `f` runs before every load and store of
+    /// guest code that QEMU sends to a device (memory-mapped I/O) or to
+    /// unassigned memory (no device there: [`MmioAccess::is_unassigned`])
+    /// and that overlaps `range`, and decides what becomes of it
+    /// ([`MmioAction`]):
+    ///
+    /// - a load: [`MmioAccess::set_value`] then [`MmioAction::Done`]
+    ///   serves it (the device is not accessed: a device that does not
+    ///   exist, or one that answers differently); [`MmioAction::Pass`]
+    ///   lets it go on;
+    /// - a store: `Done` drops it; `Pass` stores [`MmioAccess::value`],
+    ///   which `f` may change with `set_value`.
+    ///
+    /// Values are integers in the guest's byte order (x86: little-endian),
+    /// masked to the access's size ([`MmioAccess::size`]: 1, 2, 4 or 8;
+    /// QEMU hands larger accesses and accesses that cross a page over in
+    /// parts). Not seen: accesses to RAM and ROM in the range (QEMU makes
+    /// them directly), instruction fetches, x86 port I/O, DMA by devices,
+    /// and the accesses plugins make ([`Vcpu::read_physical`] of a device
+    /// included: `f` may read a device that way and return a changed
+    /// value).
+    ///
+    /// Order: the callbacks of every range an access overlaps, this
+    /// plugin's and other plugins', run in the order the ranges were
+    /// registered, until one returns `Done`: a range registered again
+    /// after a [`crate::reset`] comes after the other plugins' ranges. A
+    /// store's value is what the previous callback left, a load's is 0 on
+    /// entry to each. Memory hooks ([`Install::mem_hook`]) of the
+    /// instruction run after it and see the value the load returned and
+    /// the value the guest stored, before any change made here.
+    ///
+    /// Where `f` runs, and what it must not do:
+    /// - on the thread of the vCPU making the access, in the middle of its
+    ///   instruction: QEMU's copy of the registers is out of date, so its
+    ///   `&Vcpu` has no register access ([`RegAccess::None`]; a read is an
+    ///   error of kind [`crate::ErrorKind::NotAllowed`]) and cannot write
+    ///   memory or redirect; it reads memory (virtual and physical) and
+    ///   [`Vcpu::asid`]. It gets a [`QemuThread`], not an
+    ///   [`crate::ExecThread`]: no counter reads (count with atomics);
+    /// - with QEMU's global lock (the BQL) held: the callbacks of all
+    ///   vCPUs, of every plugin, run one at a time, serialised with each
+    ///   other and with device emulation, so they may share state
+    ///   without contention; but `f` must not wait for another vCPU, nor
+    ///   for a lock that another thread may hold while it waits for the
+    ///   BQL: a lock a hook holds across a [`Vcpu::read_physical`] or
+    ///   [`Vcpu::write_physical`] of a device (which takes the BQL), or
+    ///   across another plugin's call. The lock order is BQL, then the
+    ///   plugin's locks;
+    /// - possibly on several vCPU threads over time (not at once), hence
+    ///   `Send + Sync`.
+    ///
+    /// A panic in `f` is reported and ends QEMU with exit status 1, as in
+    /// every callback of the SDK (the access never completes).
+    ///
+    /// `range` is any range of `u64`: `0xfe00_0000..0xfe00_0004`,
+    /// `0xfee0_0080..=0xfee0_0083`, `0xfe00_0000..` (to the top). Errors:
+    /// an empty range and one of all 2^64 addresses (QEMU's length has 64
+    /// bits) are [`crate::ErrorKind::Invalid`]; in user mode (no devices)
+    /// [`crate::ErrorKind::Unsupported`]. A range takes effect for the
+    /// accesses that start after this returns, and lasts until the plugin
+    /// is reset or uninstalled; ranges may overlap.
+    ///
+    /// ```
+    /// use qemu_xplugin::{Install, MmioAction, Result};
+    ///
+    /// // A 32-bit register where no device is: reads 0x600dcafe.
+    /// fn install(plugin: &mut Install) -> Result<()> {
+    ///     plugin.on_mmio(0xfe00_0000..0xfe00_0004, |_vcpu, access| {
+    ///         if access.is_store() {
+    ///             return MmioAction::Pass;
+    ///         }
+    ///         access.set_value(0x600d_cafe);
+    ///         MmioAction::Done
+    ///     })
+    /// }
+    /// ```
+    ///
+    /// ```compile_fail,E0596
+    /// fn install(plugin: &mut qemu_xplugin::Install) -> qemu_xplugin::Result<()> {
+    ///     // The `Vcpu` is lent immutably: no memory write, no redirect.
+    ///     plugin.on_mmio(0x1000..0x2000, |vcpu, _| {
+    ///         let _ = vcpu.write_memory(0x1000, &[0]);
+    ///         qemu_xplugin::MmioAction::Pass
+    ///     })
+    /// }
+    /// ```
+    pub fn on_mmio(
+        &mut self,
+        range: impl RangeBounds<u64>,
+        f: impl Fn(&Vcpu<QemuThread>, &mut MmioAccess) -> MmioAction + Send + Sync + 'static,
+    ) -> Result<()> {
+        let (addr, len) = crate::mmio::range_to_addr_len(&range)?;
+        let shown = format!("{addr:#x}..{:#x}", u128::from(addr) + u128::from(len));
+        if !plugin_info().system_emulation {
+            return Err(crate::Error::with_kind(
+                crate::ErrorKind::Unsupported,
+                format!("MMIO range {shown}: user-mode emulation has no devices (MMIO callbacks need system emulation)"),
+            ));
+        }
+        let mut list = registry().mmio.write().unwrap_or_else(|e| e.into_inner());
+        let index = list.len();
+        // Locks (a deadlock argument, not a safety one): as for
+        // on_hypercall, plugin.lock is held (an Install exists only
+        // while QEMU installs or reinstalls this plugin), and the
+        // registration takes it again. The trampoline takes the
+        // registry's read lock holding the BQL, never plugin.lock; no
+        // thread holds the registry's write lock waiting for the BQL.
+        // SAFETY: a registration of this plugin, with a trampoline of the
+        // callback's type. The user data is an integer, the range's index
+        // in the registry, never dereferenced (the trampoline looks it up
+        // and passes on an index it lacks), so it cannot dangle. QEMU
+        // copies what it needs and does not call the trampoline from
+        // within the registration.
+        let registered = unsafe {
+            sys::qemu_plugin_register_vcpu_mmio_cb(
+                plugin_id(),
+                addr,
+                len,
+                Some(trampolines::mmio),
+                index as *mut std::ffi::c_void,
+            )
+        };
+        if !registered {
+            return Err(crate::Error::with_kind(
+                crate::ErrorKind::Invalid,
+                format!("QEMU refused MMIO range {shown}"),
+            ));
+        }
+        list.push(Arc::new(f));
+        Ok(())
     }
 
     /// Runs `f` once when the guest has finished, e.g. to print results

@@ -51,6 +51,7 @@ mod interplugin;
 mod lifecycle;
 mod link;
 mod log;
+mod mmio;
 mod pervcpu;
 mod registry;
 mod regs;
@@ -74,6 +75,7 @@ pub use install::{
 };
 pub use interplugin::{Event, EventData, ExternFn, Subscription};
 pub use lifecycle::{reset, uninstall};
+pub use mmio::{MmioAccess, MmioAction};
 pub use pervcpu::PerVcpu;
 /// `#[derive(Pod)]`: see [`Pod`].
 pub use qemu_xplugin_derive::Pod;

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use qemu_xplugin_sys as sys;
 
 use crate::install::{AsidChange, Discontinuity, Hypercall, PluginInfo, Syscall};
+use crate::mmio::{MmioAccess, MmioAction};
 use crate::{Error, ExecThread, QemuThread, Result, Vcpu, VcpuExit};
 
 /// vCPU init, idle, resume: outside guest code (no [`ExecThread`]).
@@ -25,6 +26,9 @@ pub(crate) type DisconFn =
     dyn Fn(&mut Vcpu<QemuThread>, &Discontinuity) -> Result<()> + Send + Sync;
 /// Address space changes: inside guest code, no register access.
 pub(crate) type AsidFn = dyn Fn(&Vcpu, &AsidChange) -> Result<()> + Send + Sync;
+/// Device accesses: in the middle of an instruction, with the BQL held,
+/// no register access.
+pub(crate) type MmioFn = dyn Fn(&Vcpu<QemuThread>, &mut MmioAccess) -> MmioAction + Send + Sync;
 /// Flush and exit: where no vCPU starts (see [`ExecThread`]).
 pub(crate) type ThreadFn = dyn Fn(&ExecThread) + Send + Sync;
 
@@ -79,6 +83,9 @@ pub(crate) struct Registry {
     pub(crate) exit: List<ThreadFn>,
     /// The hypercall handlers, by number: one per number, as in QEMU.
     pub(crate) hypercalls: RwLock<HashMap<u64, Arc<HypercallFn>>>,
+    /// The MMIO callbacks, one per registered range: a range's user data
+    /// is its index here.
+    pub(crate) mmio: RwLock<Vec<Arc<MmioFn>>>,
 }
 
 impl Registry {
@@ -87,6 +94,13 @@ impl Registry {
     pub(crate) fn hypercall(&self, num: u64) -> Option<Arc<HypercallFn>> {
         let map = self.hypercalls.read().unwrap_or_else(|e| e.into_inner());
         map.get(&num).cloned()
+    }
+
+    /// The callback of the MMIO range registered with user data `index`;
+    /// the lock is released before it runs.
+    pub(crate) fn mmio(&self, index: usize) -> Option<Arc<MmioFn>> {
+        let list = self.mmio.read().unwrap_or_else(|e| e.into_inner());
+        list.get(index).cloned()
     }
 }
 
@@ -115,6 +129,7 @@ pub(crate) fn clear_registry() {
         .write()
         .unwrap_or_else(|e| e.into_inner())
         .clear();
+    r.mmio.write().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 struct Plugin {

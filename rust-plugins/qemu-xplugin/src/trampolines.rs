@@ -14,6 +14,7 @@ use crate::ffi::in_callback;
 use crate::ffi::report;
 use crate::hooks::free_block_closures;
 use crate::install::{AsidChange, Discontinuity, DiscontinuityKind, Hypercall, Syscall};
+use crate::mmio::{MmioAccess, MmioAction};
 use crate::registry::{plugin_id, registry, List, VcpuFn};
 use crate::translate::Tb;
 use crate::vcpu::{apply_redirect, RegAccess, Vcpu};
@@ -273,6 +274,50 @@ pub(crate) extern "C" fn asid_changed(vcpu_index: c_uint, old: u64, new: u64, _u
             report(f(&vcpu, &change), "address space change");
         }
     });
+}
+
+/// QEMU's MMIO callback, for every range this plugin registered: `udata`
+/// is not a pointer but the range's index in the registry
+/// ([`crate::Install::on_mmio`]), so nothing is dereferenced through it,
+/// and an index the registry lacks (a range QEMU should have removed at
+/// a reset) passes the access on. QEMU calls it on the vCPU's thread, in
+/// the middle of a load or store helper, with the BQL held and the
+/// registers out of date (`QEMU_PLUGIN_CB_NO_REGS`): the closure gets a
+/// `&Vcpu<QemuThread>` without register access (no writes, no
+/// redirect), as for [`hypercall`] a `QemuThread` rather than an
+/// `ExecThread`, conservatively: QEMU does not check that the access
+/// comes from inside guest code.
+pub(crate) extern "C" fn mmio(
+    vcpu_index: c_uint,
+    paddr: u64,
+    size: c_uint,
+    flags: c_uint,
+    value: *mut u64,
+    udata: *mut c_void,
+) -> sys::qemu_plugin_mmio_result {
+    if value.is_null() {
+        return MmioAction::Pass.raw();
+    }
+    // SAFETY: QEMU passes a pointer to the access's value (a local of
+    // its load or store path), valid for reads and writes and not
+    // accessed by anything else until the callback returns; checked
+    // non-NULL above. Scenario that would break it: a QEMU calling the
+    // callback with a dangling pointer, or concurrently with a pointer
+    // another thread reads (QEMU's contract says neither happens).
+    let initial = unsafe { value.read() };
+    let (action, data) = in_callback(|| {
+        let Some(f) = registry().mmio(udata as usize) else {
+            return (MmioAction::Pass, initial);
+        };
+        let mut access = MmioAccess::new(paddr, size, flags, initial);
+        let vcpu = Vcpu::<QemuThread>::new(vcpu_index, RegAccess::None);
+        let action = f(&vcpu, &mut access);
+        (action, access.value())
+    });
+    // SAFETY: as for the read above: the same pointer, still within the
+    // callback, which QEMU reads once it returns.
+    unsafe { value.write(data) };
+    action.raw()
 }
 
 pub(crate) extern "C" fn at_exit(_id: sys::qemu_plugin_id_t, _udata: *mut c_void) {
