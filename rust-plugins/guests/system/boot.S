@@ -68,10 +68,11 @@ _start32:
         addl $0x200000, %eax
         addl $8, %edi
         loop 1b
-        movl $pd_high, %eax             /* 3-4 GiB: only the local APIC */
-        orl $3, %eax
+        movl $pd_high, %eax             /* 3-4 GiB: the local APIC and */
+        orl $3, %eax                    /* the unassigned 0xfe000000 */
         movl %eax, pdpt + 3 * 8
-        movl $0xfee0009b, pd_high + 503 * 8     /* + uncached, 2 MiB */
+        movl $0xfe00009b, pd_high + 496 * 8     /* + uncached, 2 MiB */
+        movl $0xfee0009b, pd_high + 503 * 8
         enter_long_mode
         lgdt gdt_desc
         ljmp $0x08, $start64

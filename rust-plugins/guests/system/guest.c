@@ -3,7 +3,9 @@
  * ../common/targets.h, plus a syscall instruction handled by its own LSTAR
  * entry, and a workload that every vCPU runs at once. Output goes to the
  * debug console (port 0xe9); main's return value becomes QEMU's exit status
- * (2 * value + 1).
+ * (2 * value + 1). It also loads a register where no device is mapped and
+ * stores to and loads the local APIC's task priority register, from every
+ * vCPU, for the MMIO callback tests.
  */
 #include <stdint.h>
 
@@ -50,6 +52,33 @@ static void print_int(long value)
     }
     print(&buf[i]);
 }
+
+static void print_hex(unsigned long value)
+{
+    char buf[19];
+    int i = sizeof(buf);
+
+    buf[--i] = 0;
+    do {
+        buf[--i] = "0123456789abcdef"[value % 16];
+        value /= 16;
+    } while (value);
+    buf[--i] = 'x';
+    buf[--i] = '0';
+    print(&buf[i]);
+}
+
+/*
+ * Device accesses: a 32-bit register at 0xfe000000, where the pc machine
+ * maps no device (QEMU: unassigned memory, loads return 0), which the MMIO
+ * callback tests make a plugin serve with MMIO_VALUE; and the local APIC's
+ * task priority register. boot.S maps both pages uncached.
+ */
+#define UNASSIGNED_REG ((volatile uint32_t *)0xfe000000)
+#define LAPIC_TPR ((volatile uint32_t *)0xfee00080)
+#define MMIO_VALUE 0x600dcafe
+/* Loads of UNASSIGNED_REG by each vCPU during the workload */
+#define MMIO_LOADS 1000
 
 __attribute__((noipa)) void show(void)
 {
@@ -104,6 +133,8 @@ __attribute__((noipa)) long guest_syscall(long nr, long arg)
 
 extern char ap_trampoline[], ap_trampoline_end[];
 static long sums[MAX_CPUS];
+/* How many of each vCPU's MMIO_LOADS loads returned MMIO_VALUE */
+static int mmio_hits[MAX_CPUS];
 static int cpus, arrived, finished;
 
 /* Spins until *counter reaches cpus, or gives up; returns its value. */
@@ -120,6 +151,7 @@ static int wait_for_all(int *counter)
 static void work(int cpu)
 {
     long sum = 0;
+    int hits = 0;
 
     __atomic_add_fetch(&arrived, 1, __ATOMIC_RELEASE);
     wait_for_all(&arrived);
@@ -129,8 +161,13 @@ static void work(int cpu)
         if (i % (ROUNDS / PINGS) == 0) {
             hypercall(HC_PING, cpu, i);
         }
+        /* Device accesses from every vCPU at once. */
+        if (i % (ROUNDS / MMIO_LOADS) == 0) {
+            hits += *UNASSIGNED_REG == MMIO_VALUE;
+        }
     }
     sums[cpu] = sum;
+    mmio_hits[cpu] = hits;
     __atomic_add_fetch(&finished, 1, __ATOMIC_RELEASE);
 }
 
@@ -211,6 +248,14 @@ int main(void)
     print("syscall 7(5) = ");
     print_int(guest_syscall(7, 5));
     print("\n");
+    print("unassigned 0xfe000000 = ");
+    print_hex(*UNASSIGNED_REG);
+    print("\n");
+    *LAPIC_TPR = 0x10;
+    print("TPR after storing 0x10 = ");
+    print_hex(*LAPIC_TPR);
+    print("\n");
+    *LAPIC_TPR = 0;
 
     cpus = fw_cfg_cpus();
     if (cpus > MAX_CPUS) {
@@ -225,6 +270,17 @@ int main(void)
         print_int(ROUNDS);
         print(" calls of compute(5) summed to ");
         print_int(sums[cpu]);
+        print("\n");
+    }
+    for (int cpu = 0; cpu < cpus; cpu++) {
+        print("cpu ");
+        print_int(cpu);
+        print(": ");
+        print_int(mmio_hits[cpu]);
+        print(" of ");
+        print_int(MMIO_LOADS);
+        print(" loads of 0xfe000000 returned ");
+        print_hex(MMIO_VALUE);
         print("\n");
     }
     print("vCPUs that ran the workload: ");
