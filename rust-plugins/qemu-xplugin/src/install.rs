@@ -518,7 +518,8 @@ impl Install {
     /// Interposes on the guest's device accesses in the physical address
     /// range `range` (system mode): `f` runs before every load and store of
     /// guest code that QEMU sends to a device (memory-mapped I/O) or to
-    /// unassigned memory (no device there: [`MmioAccess::is_unassigned`])
+    /// unassigned memory (no device there, or one that refuses the access:
+    /// [`MmioAccess::is_unassigned`])
     /// and that overlaps `range`, and decides what becomes of it
     /// ([`MmioAction`]):
     ///
@@ -529,14 +530,17 @@ impl Install {
     /// - a store: `Done` drops it; `Pass` stores [`MmioAccess::value`],
     ///   which `f` may change with `set_value`.
     ///
-    /// Values are integers in the guest's byte order (x86: little-endian),
-    /// masked to the access's size ([`MmioAccess::size`]: 1, 2, 4 or 8;
-    /// QEMU hands larger accesses and accesses that cross a page over in
-    /// parts). Not seen: accesses to RAM and ROM in the range (QEMU makes
-    /// them directly), instruction fetches, x86 port I/O, DMA by devices,
-    /// and the accesses plugins make ([`Vcpu::read_physical`] of a device
+    /// Values are the access's bytes in memory order, the first one least
+    /// significant (`value.to_le_bytes()[..size]`, whatever the target's
+    /// byte order), masked to the access's size ([`MmioAccess::size`]: 1
+    /// to 8; QEMU hands larger accesses and accesses that cross a page
+    /// over in parts). Not seen: accesses to RAM and ROM in the range
+    /// (QEMU makes them directly; RAM sharing a page with a device is
+    /// seen), instruction fetches, x86 port I/O, DMA by devices, and the
+    /// accesses plugins make ([`Vcpu::read_physical`] of a device
     /// included: `f` may read a device that way and return a changed
-    /// value).
+    /// value; it reads the first, non-secure, address space, while an
+    /// access in x86's SMM goes to SMRAM's).
     ///
     /// Order: the callbacks of every range an access overlaps, this
     /// plugin's and other plugins', run in the order the ranges were

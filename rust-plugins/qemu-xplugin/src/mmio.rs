@@ -38,10 +38,11 @@ impl MmioAction {
 /// unassigned memory, as an [`crate::Install::on_mmio`] callback sees it,
 /// before it happens. Only the SDK makes one.
 ///
-/// The value is an integer in the guest's byte order, as a load of
-/// [`MmioAccess::size`] bytes returns it (x86: little-endian; the bytes
-/// at [`MmioAccess::paddr`] are `value.to_le_bytes()[..size]`). Only its
-/// low `size` bytes count: [`MmioAccess::set_value`] drops the others.
+/// The value holds the access's bytes in memory order, the first one in
+/// the least significant position, whatever the byte order of the target
+/// and of the access: the bytes at [`MmioAccess::paddr`] are
+/// `value.to_le_bytes()[..size]`. Only its low `size` bytes count:
+/// [`MmioAccess::set_value`] drops the others.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MmioAccess {
     paddr: u64,
@@ -71,9 +72,10 @@ impl MmioAccess {
         self.paddr
     }
 
-    /// The size of the access in bytes: 1, 2, 4 or 8. QEMU hands a larger
+    /// The size of the access in bytes, 1 to 8. QEMU hands a larger
     /// access, or one that crosses a page, over in parts of at most 8
-    /// bytes.
+    /// bytes, of any size (an 8-byte load 3 bytes before the end of a page
+    /// comes as 3 bytes, then 5).
     pub fn size(&self) -> usize {
         self.size as usize
     }
@@ -83,9 +85,10 @@ impl MmioAccess {
         self.flags & sys::qemu_plugin_mmio_flags::QEMU_PLUGIN_MMIO_WRITE.0 != 0
     }
 
-    /// No device is mapped at the address: without a plugin, a load
-    /// returns 0 and a store is discarded (and a target with bus errors
-    /// raises one).
+    /// The access, or a part of it, fails to decode: no device is mapped
+    /// there, or the device mapped there refuses an access of this size
+    /// or alignment. Without a plugin, that part of a load returns 0, of a
+    /// store is discarded (and a target with bus errors raises one).
     pub fn is_unassigned(&self) -> bool {
         self.flags & sys::qemu_plugin_mmio_flags::QEMU_PLUGIN_MMIO_UNASSIGNED.0 != 0
     }

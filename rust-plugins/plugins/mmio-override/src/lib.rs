@@ -9,7 +9,8 @@
 //! emulation), each `RULE` one of:
 //!
 //! - `load=ADDR[+LEN]=VALUE`: every load that touches `[ADDR, ADDR+LEN)`
-//!   returns `VALUE` (in the guest's byte order, cut to the load's size),
+//!   returns `VALUE` (its low bytes in memory order, little-endian, cut
+//!   to the load's size),
 //!   and the device, if any, is not read; stores go on;
 //! - `store=ADDR[+LEN]=FROM:TO`: a store of `FROM` (exactly, at the
 //!   store's size) that touches the range stores `TO` instead; other
