@@ -52,6 +52,10 @@ fn bad_plugin_arguments_are_named() {
         "argument mem='0x10:abc': expected an even number of hex digits",
     );
     refused("hook,addr=0x1000", "missing argument 'ret'");
+    refused(
+        "asid-timeline,clock=cycles",
+        "argument clock='cycles': expected time or insns",
+    );
 }
 
 #[test]

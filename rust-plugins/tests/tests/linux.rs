@@ -111,30 +111,31 @@ fn asid_timeline_follows_the_processes() {
     assert!(switches > 0, "no switch:\n{run:#?}");
     assert_eq!(checked, switches, "switches not checked:\n{run:#?}");
     assert_eq!(errors, 0, "{run:#?}");
-    // Its instructions, switches and address spaces: the workload's
-    // processes each have their own.
+    // Its time (the default clock: nanoseconds out of idle), switches and
+    // address spaces: the workload's processes each have their own.
     let vcpu = run.log_numbers("asid-timeline: vcpu 0: ");
     assert!(vcpu[2] > 5, "few address spaces:\n{run:#?}");
+    run.assert_log_contains(&format!("asid-timeline: vcpu 0: {} ns, ", vcpu[0]));
     // The rows of the address spaces (and of the others, summed) share
-    // out every instruction of the vCPU, in one slice per switch and one
-    // for the address space it ran in at the end.
-    let (mut insns, mut slices) = (0, 0);
+    // out all of the vCPU's time, in one slice per switch and one for the
+    // address space it ran in at the end.
+    let (mut ran, mut slices) = (0, 0);
     for row in run
         .log
         .lines()
         .filter_map(|l| l.strip_prefix("asid-timeline: vcpu 0: "))
     {
         let words: Vec<&str> = row.split_whitespace().collect();
-        // "0x<asid> <insns> <share>% <slices> |..." or
-        // "(<n> others) <insns> <share>% <slices>"
+        // "0x<asid> <ns> <share>% <slices> |..." or
+        // "(<n> others) <ns> <share>% <slices>"
         let first = match words.first() {
             Some(w) if w.starts_with("0x") => 1,
             Some(w) if w.starts_with('(') => 2,
             _ => continue,
         };
-        insns += words[first].parse::<u64>().unwrap();
+        ran += words[first].parse::<u64>().unwrap();
         slices += words[first + 2].parse::<u64>().unwrap();
     }
-    assert_eq!(insns, vcpu[0], "{run:#?}");
+    assert_eq!(ran, vcpu[0], "{run:#?}");
     assert_eq!(slices, switches + 1, "{run:#?}");
 }

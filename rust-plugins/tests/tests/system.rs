@@ -206,11 +206,12 @@ fn mmio_trace_logs_the_guests_writes_to_the_local_apic() {
 /// to the guest's page tables): asid-timeline sees that switch on each of
 /// the 4 vCPUs, where QEMU says the vCPU is in kernel mode and its
 /// address space is the new one, and finds the new value in CR3 through
-/// the register API at the vCPU's next block.
+/// the register API at the vCPU's next block. With `clock=insns` its
+/// timeline counts each vCPU's instructions.
 #[test]
 fn asid_timeline_sees_every_vcpu_load_its_page_tables() {
     let run = Qemu::system(KERNEL, 4)
-        .plugin("asid-timeline,check=on")
+        .plugin("asid-timeline,check=on,clock=insns")
         .run();
     run.assert_code(PASSED).assert_log_contains(
         "asid-timeline: check: 4 switches, 4 checked at the next block, 0 errors",
@@ -218,11 +219,66 @@ fn asid_timeline_sees_every_vcpu_load_its_page_tables() {
     for cpu in 0..4 {
         // Its instructions, switches and address spaces (0 and the page
         // tables).
-        let numbers = run.log_numbers(&format!("asid-timeline: vcpu {cpu}: "));
+        let prefix = format!("asid-timeline: vcpu {cpu}: ");
+        let numbers = run.log_numbers(&prefix);
         assert_eq!(numbers[1..], [1, 2], "vcpu {cpu}:\n{run:#?}");
         assert!(
             numbers[0] > ROUNDS,
             "vcpu {cpu} ran the workload:\n{run:#?}"
         );
+        run.assert_log_contains(&format!("{prefix}{} instructions, ", numbers[0]));
+        assert_eq!(
+            timeline_rows(&run, &prefix),
+            (numbers[0], 2),
+            "vcpu {cpu}: the rows share out its instructions:\n{run:#?}"
+        );
     }
+}
+
+/// By default asid-timeline's clock is host time out of idle, in
+/// nanoseconds, with no instrumentation of generated code: the same
+/// switches, and rows that share out each vCPU's time.
+#[test]
+fn asid_timeline_measures_time_by_default() {
+    let run = Qemu::system(KERNEL, 4)
+        .plugin("asid-timeline,switches=on")
+        .run();
+    run.assert_code(PASSED);
+    for cpu in 0..4 {
+        let prefix = format!("asid-timeline: vcpu {cpu}: ");
+        let numbers = run.log_numbers(&prefix);
+        assert_eq!(numbers[1..], [1, 2], "vcpu {cpu}:\n{run:#?}");
+        assert!(numbers[0] > 0, "vcpu {cpu} ran:\n{run:#?}");
+        run.assert_log_contains(&format!("{prefix}{} ns, ", numbers[0]));
+        assert_eq!(
+            timeline_rows(&run, &prefix),
+            (numbers[0], 2),
+            "vcpu {cpu}: the rows share out its time:\n{run:#?}"
+        );
+        // switches=on: the switch as it happens, from 0.
+        assert!(
+            run.log
+                .lines()
+                .any(|l| l.contains(&format!("vcpu {cpu}: 0x0 -> 0x")) && l.ends_with(" ns")),
+            "vcpu {cpu}'s switch logged:\n{run:#?}"
+        );
+    }
+}
+
+/// The sums of asid-timeline's rows (address spaces, and the others
+/// summed) for the vCPU whose lines start with `prefix`: its clock and
+/// slices.
+fn timeline_rows(run: &xplugin_tests::Run, prefix: &str) -> (u64, u64) {
+    let (mut ran, mut slices) = (0, 0);
+    for row in run.log.lines().filter_map(|l| l.strip_prefix(prefix)) {
+        let words: Vec<&str> = row.split_whitespace().collect();
+        let first = match words.first() {
+            Some(w) if w.starts_with("0x") => 1,
+            Some(w) if w.starts_with('(') => 2,
+            _ => continue,
+        };
+        ran += words[first].parse::<u64>().unwrap();
+        slices += words[first + 2].parse::<u64>().unwrap();
+    }
+    (ran, slices)
 }
