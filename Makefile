@@ -387,7 +387,8 @@ bench: bench-counters
 	    "syscalls=$(TOP)/target/release/libsyscalls.so" \
 	    "syscalls + strace=$(TOP)/target/release/libsyscalls.so $(TOP)/target/release/libstrace.so -d plugin -D /dev/null" \
 	    "syscalls + osi + strace=$(TOP)/target/release/libosi.so,kernel=$(LINUX_GUEST_DIR)/vmlinux.btf $(TOP)/target/release/libsyscalls.so $(TOP)/target/release/libstrace.so -d plugin -D /dev/null" \
-	    "asid-timeline=$(TOP)/target/release/libasid_timeline.so -d plugin -D /dev/null"
+	    "asid-timeline=$(TOP)/target/release/libasid_timeline.so -d plugin -D /dev/null" \
+	    "asid-timeline, instruction clock=$(TOP)/target/release/libasid_timeline.so,clock=insns -d plugin -D /dev/null"
 
 TEST_PLUGINS := $(QEMU_BUILD)/tests/tcg/plugins
 
