@@ -567,7 +567,9 @@ impl Install {
     ///   BQL: a lock a hook holds across a [`Vcpu::read_physical`] or
     ///   [`Vcpu::write_physical`] of a device (which takes the BQL), or
     ///   across another plugin's call. The lock order is BQL, then the
-    ///   plugin's locks;
+    ///   plugin's locks. [`crate::PerVcpu::for_each`], which waits for
+    ///   every vCPU's value, panics here for that reason
+    ///   ([`crate::PerVcpu::with`] on the calling vCPU is fine);
     /// - possibly on several vCPU threads over time (not at once), hence
     ///   `Send + Sync`.
     ///

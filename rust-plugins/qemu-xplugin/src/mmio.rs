@@ -2,11 +2,51 @@
 //! The types its callbacks see; the registration is in `install.rs`, the
 //! trampoline in `trampolines.rs`.
 
+use std::cell::Cell;
 use std::ops::{Bound, RangeBounds};
 
 use qemu_xplugin_sys as sys;
 
 use crate::{Error, ErrorKind, Result};
+
+thread_local! {
+    /// Set while this thread runs an MMIO callback: QEMU holds the BQL.
+    static IN_MMIO_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread runs an MMIO callback, with the BQL held: a vCPU
+/// inside [`crate::PerVcpu::with`] may be waiting for that lock (a
+/// [`crate::Vcpu::read_physical`] of a device), so nothing here may wait
+/// for that vCPU's value.
+pub(crate) fn in_mmio_callback() -> bool {
+    IN_MMIO_CALLBACK.with(Cell::get)
+}
+
+/// Marks this thread as running an MMIO callback until dropped (a panic
+/// ends QEMU: no unwinding to worry about, but dropping restores anyway).
+pub(crate) struct MmioCallbackScope(bool);
+
+impl MmioCallbackScope {
+    pub(crate) fn enter() -> Self {
+        Self(IN_MMIO_CALLBACK.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for MmioCallbackScope {
+    fn drop(&mut self) {
+        IN_MMIO_CALLBACK.with(|c| c.set(self.0));
+    }
+}
+
+/// The bits of a value that an access of `size` bytes keeps:
+/// `0xffff_ffff` for 4 bytes (QEMU passes 1 to 8).
+pub(crate) fn size_mask(size: u32) -> u64 {
+    match size {
+        0 => 0,
+        1..=7 => (1u64 << (size * 8)) - 1,
+        _ => u64::MAX,
+    }
+}
 
 /// What becomes of a device access once an [`crate::Install::on_mmio`]
 /// callback returns.
@@ -112,11 +152,7 @@ impl MmioAccess {
     /// The bits of a value that an access of this size keeps:
     /// `0xffff_ffff` for 4 bytes.
     pub fn mask(&self) -> u64 {
-        match self.size {
-            0 => 0,
-            1..=7 => (1u64 << (self.size * 8)) - 1,
-            _ => u64::MAX,
-        }
+        size_mask(self.size)
     }
 }
 

@@ -71,7 +71,9 @@ impl Drop for Busy<'_> {
 /// A `T` for each vCPU, created with `T::default()` the first time the vCPU
 /// uses it. Each vCPU locks only its own value, and no lock over the whole
 /// table is held while user code runs: callbacks running on different
-/// vCPUs never wait for each other, whatever locks their closures take.
+/// vCPUs never wait for each other, whatever locks their closures take
+/// ([`PerVcpu::for_each`] aside, which waits for each value; it refuses
+/// to run in an MMIO callback).
 /// (Slots live in chunks of 16, 32, 64, ... that are allocated once and
 /// never move.)
 pub struct PerVcpu<T> {
@@ -152,8 +154,20 @@ impl<T: Default> PerVcpu<T> {
     /// # Panics
     /// When called from inside `with` or `for_each` of the same `PerVcpu`,
     /// or when `f` calls them, with a message saying so (rather than wait
-    /// for a lock this thread holds).
+    /// for a lock this thread holds). And when called from an MMIO
+    /// callback ([`crate::Install::on_mmio`]): QEMU holds its global lock
+    /// (the BQL) there, which a vCPU inside `with` may be waiting for
+    /// (a [`crate::Vcpu::read_physical`] of a device), so waiting for that
+    /// vCPU's value could hang QEMU.
     pub fn for_each(&self, mut f: impl FnMut(u32, &mut T)) {
+        if crate::mmio::in_mmio_callback() {
+            panic!(
+                "PerVcpu::for_each in an MMIO callback: QEMU holds the BQL there, which \
+                 a vCPU inside PerVcpu::with may be waiting for (a read_physical of a \
+                 device), so this could hang; use PerVcpu::with on the calling vCPU, or \
+                 atomics"
+            );
+        }
         let _lent = Lent::enter(self as *const Self as usize, "PerVcpu::for_each");
         for (chunk, slots) in self.chunks.iter().enumerate() {
             let Some(slots) = slots.get() else { continue };

@@ -14,7 +14,7 @@ use crate::ffi::in_callback;
 use crate::ffi::report;
 use crate::hooks::free_block_closures;
 use crate::install::{AsidChange, Discontinuity, DiscontinuityKind, Hypercall, Syscall};
-use crate::mmio::{MmioAccess, MmioAction};
+use crate::mmio::{size_mask, MmioAccess, MmioAction, MmioCallbackScope};
 use crate::registry::{plugin_id, registry, List, VcpuFn};
 use crate::translate::Tb;
 use crate::vcpu::{apply_redirect, RegAccess, Vcpu};
@@ -278,9 +278,13 @@ pub(crate) extern "C" fn asid_changed(vcpu_index: c_uint, old: u64, new: u64, _u
 
 /// QEMU's MMIO callback, for every range this plugin registered: `udata`
 /// is not a pointer but the range's index in the registry
-/// ([`crate::Install::on_mmio`]), so nothing is dereferenced through it,
-/// and an index the registry lacks (a range QEMU should have removed at
-/// a reset) passes the access on. QEMU calls it on the vCPU's thread, in
+/// ([`crate::Install::on_mmio`]), so nothing is dereferenced through it.
+/// QEMU removes a plugin's ranges before it reinstalls the plugin after a
+/// reset, in exclusive work, so an index always names the closure
+/// registered with it; were QEMU to call an index of an earlier install,
+/// the closure now at that index would run (or, past the end, the access
+/// would pass on): wrong, but not undefined. QEMU calls it on the vCPU's
+/// thread, in
 /// the middle of a load or store helper, with the BQL held and the
 /// registers out of date (`QEMU_PLUGIN_CB_NO_REGS`): the closure gets a
 /// `&Vcpu<QemuThread>` without register access (no writes, no
@@ -298,10 +302,10 @@ pub(crate) extern "C" fn mmio(
     if value.is_null() {
         return MmioAction::Pass.raw();
     }
-    // SAFETY: QEMU passes a pointer to the access's value (a local of
-    // its load or store path), valid for reads and writes and not
-    // accessed by anything else until the callback returns; checked
-    // non-NULL above. Scenario that would break it: a QEMU calling the
+    // SAFETY: QEMU passes a pointer to the access's value (a uint64_t
+    // local of its load or store path, so aligned), valid for reads and
+    // writes and not accessed by anything else until the callback
+    // returns; checked non-NULL above. Scenario that would break it: a QEMU calling the
     // callback with a dangling pointer, or concurrently with a pointer
     // another thread reads (QEMU's contract says neither happens).
     let initial = unsafe { value.read() };
@@ -311,8 +315,12 @@ pub(crate) extern "C" fn mmio(
         };
         let mut access = MmioAccess::new(paddr, size, flags, initial);
         let vcpu = Vcpu::<QemuThread>::new(vcpu_index, RegAccess::None);
-        let action = f(&vcpu, &mut access);
-        (action, access.value())
+        let action = {
+            let _scope = MmioCallbackScope::enter();
+            f(&vcpu, &mut access)
+        };
+        // `f` may have replaced the access with a clone of another one.
+        (action, access.value() & size_mask(size))
     });
     // SAFETY: as for the read above: the same pointer, still within the
     // callback, which QEMU reads once it returns.

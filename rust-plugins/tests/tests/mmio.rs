@@ -242,6 +242,24 @@ fn an_mmio_callback_reads_the_device_and_changes_its_value() {
         .assert_log_contains("features: asid known: true\n");
 }
 
+/// PerVcpu::for_each waits for every vCPU's value; in an MMIO callback,
+/// where QEMU holds the BQL, a vCPU inside PerVcpu::with may be waiting for
+/// that lock (a read_physical of a device): the SDK refuses, naming it,
+/// rather than risk a hang that not even a signal ends.
+#[test]
+fn per_vcpu_for_each_is_refused_in_an_mmio_callback() {
+    let run = Qemu::system(KERNEL, 1)
+        .plugin("misbehave,do=for-each-in-mmio")
+        .run();
+    run.assert_code(1).assert_stderr_contains(
+        "misbehave: panic: PerVcpu::for_each in an MMIO callback: QEMU holds the BQL there",
+    );
+    assert!(
+        run.stdout.ends_with("unassigned 0xfe000000 = "),
+        "the guest went on:\n{run:#?}"
+    );
+}
+
 /// A panic in an MMIO callback ends QEMU at once, with the message, as in
 /// every callback: the guest never sees the load's value.
 #[test]
