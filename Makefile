@@ -49,7 +49,7 @@ export QEMU_SYSTEM QEMU_USER QEMU_BUILD
 	master-src qemu-master reset-master-src check-master record-forms \
 	check-patches check-patches-build check-upstream rust check-rust linux-guest \
 	check-sanitizers check-asan check-tsan check-cfi \
-	lint-rust test demo bench bench-tools bench-counters clean \
+	lint-rust test demo bench bench-tools bench-counters bench-asid clean \
 	distclean FORCE
 
 ## Dependencies -------------------------------------------------------------
@@ -318,15 +318,30 @@ $(BENCH_BUILD)/cpuid_loop: ci/bench/cpuid_loop.c
 	@mkdir -p $(@D)
 	cc -O1 -static -Wall -o $@ $<
 
+$(BENCH_BUILD)/libasid_bench.so: ci/bench/asid_bench.c $(QEMU_SRC)/include/qemu/qemu-plugin.h | qemu-src
+	@mkdir -p $(@D)
+	cc -O2 -shared -fPIC -Wall $(PLUGIN_INCLUDES) -o $@ $<
+
+# A bare-metal 32-bit kernel (PVH entry), loaded at 1 MiB.
+$(BENCH_BUILD)/cr3_loop: ci/bench/cr3_loop.S
+	@mkdir -p $(@D)
+	cc -m32 -nostdlib -static -no-pie -fno-pic -Wl,--build-id=none \
+	    -Wl,-Ttext-segment=0x100000 -Wl,--no-warn-rwx-segments -o $@ $<
+
 # Instruction counters on a user-mode loop of 5-instruction iterations,
 # register and memory access through the SDK and the C API (20M
 # iterations), the cost of firing a named event, a hypercall against a
-# plain instruction callback (30M CPUIDs), and the Linux guest's boot
-# with the syscall plugins. Each row: min, median and max of BENCH_RUNS
-# runs (interleaved), and the ratio of its median to the first row's.
-# Results: build/bench/{counters,access,events,hypercall,linux}.json. About 10
-# minutes with BENCH_RUNS=3 on the idle 2-core CI machine (estimate);
-# `make bench-counters` runs the first section alone.
+# plain instruction callback (30M CPUIDs), an address space change
+# callback against an instruction callback (BENCH_CR3_LOADS loads of CR3
+# in a bare-metal kernel, `make bench-asid` alone), and the Linux guest's
+# boot with the syscall plugins. Each row: min, median and max of
+# BENCH_RUNS runs (interleaved), and the ratio of its median to the first
+# row's; the hypercall and CR3 rows also the cost per call in ns, from
+# QEMU's CPU time (CLOCK=cpu: a few ns per call, under the wall time's
+# noise on a busy machine).
+# Results: build/bench/{counters,access,events,hypercall,asid,linux}.json.
+# About 11 minutes with BENCH_RUNS=3 on the idle 2-core CI machine
+# (estimate); `make bench-counters` runs the first section alone.
 #
 # Counters: the no-plugin floor and the inline counters run
 # BENCH_COUNTER_ITERS iterations (2G: 10G instructions, a floor of about
@@ -336,9 +351,13 @@ $(BENCH_BUILD)/cpuid_loop: ci/bench/cpuid_loop.c
 # 10 s each) and their ratio is per iteration.
 BENCH_COUNTER_ITERS  ?= 2000000000
 BENCH_CALLBACK_ITERS ?= 300000000
+# Loads of CR3 in cr3_loop.S (paging off: about 40 ns of CPU each
+# without a plugin on that machine, a floor of about 2.4 s).
+BENCH_CR3_LOADS ?= 60000000
 BENCH_TOOLS := $(BENCH_BUILD)/libevent_fire.so $(BENCH_BUILD)/libmin_counter.so \
 	$(BENCH_BUILD)/libprobe.so $(BENCH_BUILD)/loop \
-	$(BENCH_BUILD)/libhypercall_bench.so $(BENCH_BUILD)/cpuid_loop
+	$(BENCH_BUILD)/libhypercall_bench.so $(BENCH_BUILD)/cpuid_loop \
+	$(BENCH_BUILD)/libasid_bench.so $(BENCH_BUILD)/cr3_loop
 
 bench-tools: qemu linux-guest $(BENCH_TOOLS)
 	ninja -C $(QEMU_BUILD) test-plugins
@@ -361,6 +380,24 @@ bench-counters: bench-tools
 	    "qemu-xplugin callback@$(BENCH_CALLBACK_ITERS)=$(TOP)/target/release/libcounter.so,mode=callback" \
 	    "qemu-xplugin inline=$(TOP)/target/release/libcounter.so"
 
+# The address space change callback's cost per call: the CR3 loop with no
+# plugin, an empty ASID callback, an empty instruction callback on each
+# MOV to CR3 (one call per load either way; the first load, the loop's
+# setup, is one more call in both).
+bench-asid: bench-tools
+	$(BENCH_ASID)
+
+define BENCH_ASID
+@echo "== address space changes: $(BENCH_CR3_LOADS) loads of CR3, plain, ASID callback, instruction callback"
+@CR3_LOOP=$(BENCH_BUILD)/cr3_loop CR3_LOOP_LOADS=$(BENCH_CR3_LOADS) \
+    CALLS=$(BENCH_CR3_LOADS) CLOCK=cpu MIN_BASE_MS=2000 \
+    $(TOP)/ci/bench/counters.sh $(TOP)/ci/bench/cr3-qemu.sh "" $(BENCH_RUNS) \
+    $(BENCH_BUILD)/asid.json \
+    "CR3 load, no plugin=-" \
+    "CR3 load + ASID callback=$(BENCH_BUILD)/libasid_bench.so,mode=asid" \
+    "CR3 load + instruction callback=$(BENCH_BUILD)/libasid_bench.so,mode=insn"
+endef
+
 bench: bench-counters
 	@echo "== a register read, and a register and 8-byte memory read, per instruction (100M)"
 	@$(TOP)/ci/bench/counters.sh $(QEMU_USER) "$(BENCH_BUILD)/loop 20000000" $(BENCH_RUNS) \
@@ -375,11 +412,12 @@ bench: bench-counters
 	@$(TOP)/ci/bench/events.sh $(QEMU_USER) $(BENCH_BUILD)/libevent_fire.so \
 	    $(BENCH_BUILD)/events.json
 	@echo "== hypercalls: 30M CPUIDs, plain, with an instruction callback, handled as a hypercall"
-	@$(TOP)/ci/bench/counters.sh $(QEMU_USER) "$(BENCH_BUILD)/cpuid_loop 30000000" $(BENCH_RUNS) \
+	@CALLS=30000000 CLOCK=cpu $(TOP)/ci/bench/counters.sh $(QEMU_USER) "$(BENCH_BUILD)/cpuid_loop 30000000" $(BENCH_RUNS) \
 	    $(BENCH_BUILD)/hypercall.json \
 	    "CPUID, no plugin=-" \
 	    "CPUID + instruction callback=$(BENCH_BUILD)/libhypercall_bench.so,mode=insn" \
 	    "CPUID handled as a hypercall=$(BENCH_BUILD)/libhypercall_bench.so,mode=hypercall"
+	$(BENCH_ASID)
 	@echo "== the Linux guest, boot to power-off (strace logs to QEMU's log: -d plugin)"
 	@$(TOP)/ci/bench/counters.sh $(TOP)/ci/bench/linux-qemu.sh "" $(BENCH_RUNS) \
 	    $(BENCH_BUILD)/linux.json \
