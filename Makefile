@@ -388,12 +388,13 @@ bench-asid: bench-tools
 	$(BENCH_ASID)
 
 define BENCH_ASID
-@echo "== address space changes: $(BENCH_CR3_LOADS) loads of CR3, plain, ASID callback, instruction callback"
+@echo "== address space changes: $(BENCH_CR3_LOADS) loads of CR3, plain, a plugin without callback, ASID callback, instruction callback"
 @CR3_LOOP=$(BENCH_BUILD)/cr3_loop CR3_LOOP_LOADS=$(BENCH_CR3_LOADS) \
     CALLS=$(BENCH_CR3_LOADS) CLOCK=cpu MIN_BASE_MS=2000 \
     $(TOP)/ci/bench/counters.sh $(TOP)/ci/bench/cr3-qemu.sh "" $(BENCH_RUNS) \
     $(BENCH_BUILD)/asid.json \
     "CR3 load, no plugin=-" \
+    "CR3 load, plugin without ASID callback=$(BENCH_BUILD)/libasid_bench.so,mode=none" \
     "CR3 load + ASID callback=$(BENCH_BUILD)/libasid_bench.so,mode=asid" \
     "CR3 load + instruction callback=$(BENCH_BUILD)/libasid_bench.so,mode=insn"
 endef

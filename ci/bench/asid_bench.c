@@ -3,6 +3,9 @@
  * against an instruction callback, on cr3_loop.S's loads of CR3 (each one
  * a change of address space).
  *
+ *   mode=none  no callback: what a loaded plugin costs the loads when no
+ *              plugin registers for address space changes (the hook
+ *              then tests a bit of the vCPU's event mask)
  *   mode=asid  an address space change callback (does nothing but count)
  *   mode=insn  an instruction callback on every MOV to CR3 (counts too;
  *              QEMU_PLUGIN_CB_NO_REGS), so both modes make one call per
@@ -63,6 +66,9 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
                                            int argc, char **argv)
 {
     qemu_plugin_register_atexit_cb(id, at_exit, NULL);
+    if (argc == 1 && !strcmp(argv[0], "mode=none")) {
+        return 0;
+    }
     if (argc == 1 && !strcmp(argv[0], "mode=asid")) {
         qemu_plugin_register_vcpu_asid_changed_cb(id, asid_changed, NULL);
         return 0;

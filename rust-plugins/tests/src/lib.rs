@@ -132,6 +132,25 @@ impl Run {
             .filter_map(|w| w.parse().ok())
             .collect()
     }
+
+    /// The sums of asid-timeline's rows (address spaces, and the others
+    /// summed) for the vCPU whose lines start with `prefix`: its clock
+    /// and slices. A row is "0x<asid> <clock> <share>% <slices> |...|" or
+    /// "(<n> others) <clock> <share>% <slices>".
+    pub fn asid_timeline_rows(&self, prefix: &str) -> (u64, u64) {
+        let (mut ran, mut slices) = (0, 0);
+        for row in self.log.lines().filter_map(|l| l.strip_prefix(prefix)) {
+            let words: Vec<&str> = row.split_whitespace().collect();
+            let first = match words.first() {
+                Some(w) if w.starts_with("0x") => 1,
+                Some(w) if w.starts_with('(') => 2,
+                _ => continue,
+            };
+            ran += words[first].parse::<u64>().unwrap();
+            slices += words[first + 2].parse::<u64>().unwrap();
+        }
+        (ran, slices)
+    }
 }
 
 /// Where [`Qemu::linux`] finds the guest (`$LINUX_GUEST_DIR` or

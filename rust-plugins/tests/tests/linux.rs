@@ -119,23 +119,7 @@ fn asid_timeline_follows_the_processes() {
     // The rows of the address spaces (and of the others, summed) share
     // out all of the vCPU's time, in one slice per switch and one for the
     // address space it ran in at the end.
-    let (mut ran, mut slices) = (0, 0);
-    for row in run
-        .log
-        .lines()
-        .filter_map(|l| l.strip_prefix("asid-timeline: vcpu 0: "))
-    {
-        let words: Vec<&str> = row.split_whitespace().collect();
-        // "0x<asid> <ns> <share>% <slices> |..." or
-        // "(<n> others) <ns> <share>% <slices>"
-        let first = match words.first() {
-            Some(w) if w.starts_with("0x") => 1,
-            Some(w) if w.starts_with('(') => 2,
-            _ => continue,
-        };
-        ran += words[first].parse::<u64>().unwrap();
-        slices += words[first + 2].parse::<u64>().unwrap();
-    }
+    let (ran, slices) = run.asid_timeline_rows("asid-timeline: vcpu 0: ");
     assert_eq!(ran, vcpu[0], "{run:#?}");
     assert_eq!(slices, switches + 1, "{run:#?}");
 }

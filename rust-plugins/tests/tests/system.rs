@@ -228,7 +228,7 @@ fn asid_timeline_sees_every_vcpu_load_its_page_tables() {
         );
         run.assert_log_contains(&format!("{prefix}{} instructions, ", numbers[0]));
         assert_eq!(
-            timeline_rows(&run, &prefix),
+            run.asid_timeline_rows(&prefix),
             (numbers[0], 2),
             "vcpu {cpu}: the rows share out its instructions:\n{run:#?}"
         );
@@ -251,7 +251,7 @@ fn asid_timeline_measures_time_by_default() {
         assert!(numbers[0] > 0, "vcpu {cpu} ran:\n{run:#?}");
         run.assert_log_contains(&format!("{prefix}{} ns, ", numbers[0]));
         assert_eq!(
-            timeline_rows(&run, &prefix),
+            run.asid_timeline_rows(&prefix),
             (numbers[0], 2),
             "vcpu {cpu}: the rows share out its time:\n{run:#?}"
         );
@@ -263,22 +263,4 @@ fn asid_timeline_measures_time_by_default() {
             "vcpu {cpu}'s switch logged:\n{run:#?}"
         );
     }
-}
-
-/// The sums of asid-timeline's rows (address spaces, and the others
-/// summed) for the vCPU whose lines start with `prefix`: its clock and
-/// slices.
-fn timeline_rows(run: &xplugin_tests::Run, prefix: &str) -> (u64, u64) {
-    let (mut ran, mut slices) = (0, 0);
-    for row in run.log.lines().filter_map(|l| l.strip_prefix(prefix)) {
-        let words: Vec<&str> = row.split_whitespace().collect();
-        let first = match words.first() {
-            Some(w) if w.starts_with("0x") => 1,
-            Some(w) if w.starts_with('(') => 2,
-            _ => continue,
-        };
-        ran += words[first].parse::<u64>().unwrap();
-        slices += words[first + 2].parse::<u64>().unwrap();
-    }
-    (ran, slices)
 }
