@@ -44,10 +44,10 @@
         .section .note.Xen, "a"
         .align 4
         .long 4                 /* name size */
-        .long 4                 /* descriptor size */
+        .long 8                 /* descriptor size */
         .long 18                /* XEN_ELFNOTE_PHYS32_ENTRY */
         .asciz "Xen"
-        .long _start32
+        .quad _start32          /* QEMU reads 8 bytes for a 64-bit ELF */
 
         .section .text.boot, "ax"
         .code32
