@@ -32,8 +32,9 @@
 //! ```
 //!
 //! `trace=on` also logs each access a rule sees: vCPU, load or store,
-//! physical address, size, whether a device is mapped there
-//! (`unassigned` or `device`), the value and what the rule did:
+//! physical address, size, whether a device takes the access (`device`)
+//! or not (`unassigned`: none mapped there, or one that refuses the
+//! access's size or alignment), the value and what the rule did:
 //!
 //! ```text
 //! mmio-override: vcpu 0 load 0xfe000000 4 bytes unassigned: served 0x600dcafe (load=0xfe000000=0x600dcafe)
